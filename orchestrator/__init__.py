@@ -1,0 +1,1 @@
+"""The orchestrator: the stage graph on one machine, with neither Nextflow nor Docker."""

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Set up everything templearn needs on a fresh Debian machine with Python >= 3.10:
+# a virtual environment with the project and all stages (and the test tools), plus python-parakeet
+# built for CPU when the CUDA compiler is there. Idempotent: a second run only checks.
+#   TEMPLEARN_VENV   where the environment lives (default ~/.cache/templearn/venv); outside the
+#                    clone so CI and later clones on the same machine reuse it.
+#   TEMPLEARN_NO_PARAKEET=1  skip the Parakeet build (its tests are then skipped, saying why).
+# Prints the venv path on its last line.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+venv=${TEMPLEARN_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/templearn/venv}
+py=${PYTHON:-python3}
+log() { echo "[bootstrap] $*" >&2; }
+
+if [ ! -x "$venv/bin/python" ]; then
+  log "creating $venv"
+  mkdir -p "$(dirname "$venv")"
+  "$py" -m venv "$venv"
+  "$venv/bin/pip" install -q -U pip wheel "setuptools>=68" >&2
+fi
+stamp="$venv/.templearn-deps"
+want=$(sha256sum "$here/pyproject.toml" | cut -c1-16)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  log "installing templearn[all,test] (first time: about 3 minutes)"
+  "$venv/bin/pip" install -q -e "$here[all,test]" >&2
+  echo "$want" > "$stamp"
+elif ! "$venv/bin/python" -c "import templearn, sys; sys.exit(0 if templearn.__file__.startswith('$here/') else 1)" 2>/dev/null; then
+  "$venv/bin/pip" install -q --no-deps -e "$here" >&2   # same deps, another clone
+fi
+
+if [ -z "${TEMPLEARN_NO_PARAKEET:-}" ] && ! "$venv/bin/python" -c "import parakeet, multem" 2>/dev/null; then
+  if command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; then
+    log "building python-parakeet for CPU (about 7 minutes, once per machine)"
+    bash "$here/scripts/install-parakeet-cpu.sh" "$venv" >&2
+  else
+    log "no CUDA compiler: python-parakeet not built; the 'parakeet' engine is unavailable (the 'fast' engine works)"
+  fi
+fi
+echo "$venv"

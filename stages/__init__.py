@@ -1,0 +1,1 @@
+"""The six stages of Template Learning, one subpackage each (installed as ``templearn.stages``)."""

@@ -1,0 +1,266 @@
+"""Picks (particle coordinates) and the formats users load elsewhere.
+
+A :class:`Picks` table holds, for each particle, the tomogram it is in, its position in voxels
+``[x, y, z]`` (voxel centres at integers, see :mod:`templearn.manifest`) with the voxel size in
+Å, a class label (1..K), a score (cluster size for DeepFinder picks, correlation for template
+matching) and optionally ZYZ RELION Euler angles in degrees.
+
+Formats, chosen by the file suffix:
+
+- ``.star``  RELION STAR: ``rlnTomoName``, ``rlnCoordinateX/Y/Z`` (voxels of the tomogram),
+  ``rlnAngleRot/Tilt/Psi``, ``rlnClassNumber``, ``rlnAutopickFigureOfMerit``,
+  ``rlnDetectorPixelSize`` (the voxel size in Å).
+- ``.csv``   ``tomogram,x,y,z,voxel_size,class_label,class_name,score,rot,tilt,psi`` (voxels).
+- ``.xml``   DeepFinder object list: ``<objlist><object tomo_idx obj_id class_label x y z phi psi
+  the cluster_size/>``, voxels; ``phi, the, psi`` carry our ``rot, tilt, psi``; tomograms are
+  numbered in order of first appearance. The XML has no voxel size: readers must be told.
+- ``.json``  copick: ``{"pickable_object_name", "user_id", "session_id", "run_name", "points":
+  [{"location": {"x","y","z"} (Å), "transformation_": 4x4, "instance_id", "score"}]}``, one
+  tomogram (run) and one object per file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_path, write_json, write_text
+from .errors import TemplearnError
+from .euler import euler_to_matrix, matrix_to_euler
+
+FORMATS = (".star", ".csv", ".xml", ".json")
+
+
+@dataclass
+class Picks:
+    xyz: np.ndarray                      # (n, 3) voxels, [x, y, z]
+    voxel_size: float                    # Å
+    tomogram: np.ndarray                 # (n,) str
+    label: np.ndarray                    # (n,) int, 1..K
+    score: np.ndarray                    # (n,) float
+    euler: np.ndarray | None = None      # (n, 3) degrees, ZYZ RELION
+    class_names: dict[int, str] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.xyz = np.asarray(self.xyz, dtype=float).reshape(-1, 3)
+        n = len(self.xyz)
+        self.tomogram = _broadcast(self.tomogram, n, str)
+        self.label = _broadcast(self.label, n, int)
+        self.score = _broadcast(self.score, n, float)
+        if self.euler is not None:
+            self.euler = np.asarray(self.euler, dtype=float).reshape(n, 3)
+
+    def __len__(self) -> int:
+        return len(self.xyz)
+
+    @classmethod
+    def empty(cls, voxel_size: float) -> "Picks":
+        return cls(np.zeros((0, 3)), voxel_size, np.array([], str), np.array([], int), np.array([], float))
+
+    def select(self, mask) -> "Picks":
+        mask = np.asarray(mask)
+        return Picks(
+            self.xyz[mask], self.voxel_size, self.tomogram[mask], self.label[mask], self.score[mask],
+            None if self.euler is None else self.euler[mask], dict(self.class_names),
+        )
+
+    def xyz_angstrom(self) -> np.ndarray:
+        return self.xyz * self.voxel_size
+
+    def class_name(self, label: int) -> str:
+        return self.class_names.get(int(label), f"class{int(label)}")
+
+
+def _broadcast(value, n, typ):
+    arr = np.asarray(value)
+    if arr.ndim == 0:
+        arr = np.full(n, arr.item())
+    if len(arr) != n:
+        raise ValueError(f"expected {n} values, got {len(arr)}")
+    return arr.astype(typ)
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+def write_picks(path: str | os.PathLike, picks: Picks) -> Path:
+    """Write picks in the format given by the suffix (``.star``, ``.csv``, ``.xml``, ``.json``)."""
+    path = Path(path)
+    writer = {".star": _write_star, ".csv": _write_csv, ".xml": _write_xml, ".json": _write_copick}.get(path.suffix)
+    if writer is None:
+        raise TemplearnError(f"unknown picks format {path.suffix!r} (use one of {', '.join(FORMATS)})", path)
+    writer(path, picks)
+    return path
+
+
+def _angles(picks: Picks) -> np.ndarray:
+    return picks.euler if picks.euler is not None else np.zeros((len(picks), 3))
+
+
+def _write_star(path: Path, picks: Picks) -> None:
+    import pandas as pd
+    import starfile
+
+    a = _angles(picks)
+    df = pd.DataFrame({
+        "rlnTomoName": picks.tomogram,
+        "rlnCoordinateX": picks.xyz[:, 0], "rlnCoordinateY": picks.xyz[:, 1], "rlnCoordinateZ": picks.xyz[:, 2],
+        "rlnAngleRot": a[:, 0], "rlnAngleTilt": a[:, 1], "rlnAnglePsi": a[:, 2],
+        "rlnClassNumber": picks.label, "rlnAutopickFigureOfMerit": picks.score,
+        "rlnDetectorPixelSize": np.full(len(picks), picks.voxel_size),
+    })
+    with atomic_path(path) as tmp:
+        starfile.write({"particles": df}, tmp, overwrite=True)
+
+
+def _write_csv(path: Path, picks: Picks) -> None:
+    a = _angles(picks)
+    lines = ["tomogram,x,y,z,voxel_size,class_label,class_name,score,rot,tilt,psi"]
+    for i in range(len(picks)):
+        x, y, z = picks.xyz[i]
+        lines.append(
+            f"{picks.tomogram[i]},{x:.3f},{y:.3f},{z:.3f},{picks.voxel_size:g},{picks.label[i]},"
+            f"{picks.class_name(picks.label[i])},{picks.score[i]:.6g},{a[i,0]:.3f},{a[i,1]:.3f},{a[i,2]:.3f}"
+        )
+    write_text(path, "\n".join(lines) + "\n")
+
+
+def _write_xml(path: Path, picks: Picks) -> None:
+    root = ET.Element("objlist")
+    tomo_idx: dict[str, int] = {}
+    a = _angles(picks)
+    for i in range(len(picks)):
+        t = tomo_idx.setdefault(str(picks.tomogram[i]), len(tomo_idx))
+        x, y, z = picks.xyz[i]
+        ET.SubElement(root, "object", {
+            "tomo_idx": str(t), "obj_id": str(i), "class_label": str(int(picks.label[i])),
+            "x": f"{x:.3f}", "y": f"{y:.3f}", "z": f"{z:.3f}",
+            "phi": f"{a[i,0]:.3f}", "the": f"{a[i,1]:.3f}", "psi": f"{a[i,2]:.3f}",
+            "cluster_size": f"{picks.score[i]:.6g}",
+        })
+    ET.indent(root)
+    write_text(path, ET.tostring(root, encoding="unicode") + "\n")
+
+
+def _write_copick(path: Path, picks: Picks) -> None:
+    tomos = set(picks.tomogram.tolist())
+    labels = set(picks.label.tolist())
+    if len(tomos) > 1 or len(labels) > 1:
+        raise TemplearnError("a copick file holds one tomogram and one object: split the picks first", path)
+    points = []
+    mats = euler_to_matrix(_angles(picks)) if len(picks) else np.zeros((0, 3, 3))
+    for i in range(len(picks)):
+        x, y, z = picks.xyz_angstrom()[i]
+        t = np.eye(4)
+        t[:3, :3] = mats[i]
+        points.append({
+            "location": {"x": float(x), "y": float(y), "z": float(z)},
+            "transformation_": t.tolist(), "instance_id": i, "score": float(picks.score[i]),
+        })
+    label = labels.pop() if labels else 1
+    write_json(path, {
+        "pickable_object_name": picks.class_name(label), "user_id": "templearn", "session_id": "0",
+        "run_name": tomos.pop() if tomos else "", "voxel_spacing": picks.voxel_size, "unit": "angstrom",
+        "points": points, "trust_orientation": picks.euler is not None,
+    })
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+def read_picks(path: str | os.PathLike, voxel_size: float | None = None, *, tomogram: str | None = None) -> Picks:
+    """Read picks from any of the formats.
+
+    ``voxel_size`` (Å) is needed for DeepFinder XML, which does not record it, and otherwise
+    overrides nothing: coordinates stay in the voxels of the file. ``tomogram`` names the
+    tomogram for XML (``tomo_idx`` is an index) and copick (when ``run_name`` is empty).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise TemplearnError("no such picks file", path)
+    reader = {".star": _read_star, ".csv": _read_csv, ".xml": _read_xml, ".json": _read_copick}.get(path.suffix)
+    if reader is None:
+        raise TemplearnError(f"unknown picks format {path.suffix!r} (use one of {', '.join(FORMATS)})", path)
+    try:
+        return reader(path, voxel_size, tomogram)
+    except TemplearnError:
+        raise
+    except (KeyError, ValueError, TypeError, ET.ParseError, json.JSONDecodeError) as exc:
+        detail = f"missing column {exc}" if isinstance(exc, KeyError) else str(exc).splitlines()[0]
+        raise TemplearnError(f"cannot read picks: {detail}", path) from None
+
+
+def _need_voxel_size(path, voxel_size):
+    if voxel_size is None:
+        raise TemplearnError("this picks format does not record the voxel size: give it (e.g. --voxel-size)", path)
+    return float(voxel_size)
+
+
+def _read_star(path, voxel_size, tomogram):
+    import starfile
+
+    data = starfile.read(path, always_dict=True)
+    df = data.get("particles", next(iter(data.values())))
+    n = len(df)
+    vs = float(df["rlnDetectorPixelSize"].iloc[0]) if "rlnDetectorPixelSize" in df and n else _need_voxel_size(path, voxel_size)
+    names = df["rlnTomoName"] if "rlnTomoName" in df else df.get("rlnMicrographName", np.full(n, tomogram or ""))
+    euler = df[["rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi"]].to_numpy() if "rlnAngleRot" in df else None
+    return Picks(
+        df[["rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ"]].to_numpy(float), vs, np.asarray(names, str),
+        df["rlnClassNumber"].to_numpy(int) if "rlnClassNumber" in df else np.ones(n, int),
+        df["rlnAutopickFigureOfMerit"].to_numpy(float) if "rlnAutopickFigureOfMerit" in df else np.ones(n),
+        euler,
+    )
+
+
+def _read_csv(path, voxel_size, tomogram):
+    import pandas as pd
+
+    df = pd.read_csv(path)
+    n = len(df)
+    if "voxel_size" in df and n:
+        vs = float(df["voxel_size"].iloc[0])
+    else:
+        vs = _need_voxel_size(path, voxel_size)
+    names = {}
+    if "class_name" in df and "class_label" in df:
+        names = {int(k): str(v) for k, v in zip(df["class_label"], df["class_name"])}
+    euler = df[["rot", "tilt", "psi"]].to_numpy(float) if {"rot", "tilt", "psi"} <= set(df) else None
+    return Picks(
+        df[["x", "y", "z"]].to_numpy(float), vs,
+        df["tomogram"].astype(str).to_numpy() if "tomogram" in df else np.full(n, tomogram or ""),
+        df["class_label"].to_numpy(int) if "class_label" in df else np.ones(n, int),
+        df["score"].to_numpy(float) if "score" in df else np.ones(n), euler, names,
+    )
+
+
+def _read_xml(path, voxel_size, tomogram):
+    vs = _need_voxel_size(path, voxel_size)
+    root = ET.parse(path).getroot()
+    objs = root.findall("object")
+    g = lambda o, k, d=0.0: float(o.get(k, d))  # noqa: E731
+    xyz = [[g(o, "x"), g(o, "y"), g(o, "z")] for o in objs]
+    tomo = [tomogram if tomogram is not None else o.get("tomo_idx", "0") for o in objs]
+    euler = [[g(o, "phi"), g(o, "the"), g(o, "psi")] for o in objs]
+    return Picks(
+        np.array(xyz).reshape(-1, 3), vs, np.array(tomo, str),
+        np.array([int(o.get("class_label", 1)) for o in objs], int),
+        np.array([g(o, "cluster_size", 1.0) for o in objs]), np.array(euler).reshape(-1, 3),
+    )
+
+
+def _read_copick(path, voxel_size, tomogram):
+    doc = json.loads(Path(path).read_text())
+    vs = doc.get("voxel_spacing") or _need_voxel_size(path, voxel_size)
+    pts = doc.get("points") or []
+    xyz = np.array([[p["location"]["x"], p["location"]["y"], p["location"]["z"]] for p in pts], float).reshape(-1, 3) / vs
+    mats = np.array([np.asarray(p.get("transformation_", np.eye(4)))[:3, :3] for p in pts]).reshape(-1, 3, 3)
+    name = doc.get("run_name") or tomogram or ""
+    return Picks(
+        xyz, float(vs), np.full(len(pts), name), np.ones(len(pts), int),
+        np.array([p.get("score", 1.0) or 1.0 for p in pts], float),
+        matrix_to_euler(mats) if len(pts) else np.zeros((0, 3)), {1: doc.get("pickable_object_name", "class1")},
+    )

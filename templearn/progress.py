@@ -1,0 +1,37 @@
+"""Progress for long work: a rich bar on a terminal, periodic one-line updates in logs.
+
+Library functions accept an optional ``progress`` callable; stages wrap loops with :func:`track`
+so the library itself stays silent under ``TEMPLEARN_QUIET=1`` (tests) and prints plain lines
+when stderr is not a terminal (Nextflow logs, CI).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Iterable, Iterator, TypeVar
+
+T = TypeVar("T")
+
+
+def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
+    if os.environ.get("TEMPLEARN_QUIET"):
+        yield from items
+        return
+    if total is None and hasattr(items, "__len__"):
+        total = len(items)  # type: ignore[arg-type]
+    if sys.stderr.isatty():
+        from rich.progress import track as rich_track
+
+        yield from rich_track(items, description=description, total=total, console=None, transient=False)
+        return
+    last = 0.0
+    start = time.monotonic()
+    for i, item in enumerate(items, 1):
+        yield item
+        now = time.monotonic()
+        if now - last > 10 or i == total:
+            last = now
+            of = f"/{total}" if total else ""
+            print(f"{description}: {i}{of} ({now - start:.0f} s)", file=sys.stderr, flush=True)

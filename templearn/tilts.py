@@ -1,0 +1,133 @@
+"""Tilt series metadata: IMOD ``.tlt`` files and the acquisition record.
+
+Conventions: the tilt axis is the y axis of the images (``[tilt, y, x]`` stacks); a positive tilt
+angle rotates the specimen right-handedly about +y (x goes towards -z), as in IMOD. Images are
+stored in the order of increasing angle, the order of the ``.tlt`` file, and the record keeps the
+order in which they were acquired (e.g. dose-symmetric) and the dose each received before it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import write_json, write_text
+from .errors import TemplearnError
+
+ACQUISITION_FORMAT = "templearn.acquisition"
+ACQUISITION_VERSION = 1
+
+
+def read_tlt(path: str | os.PathLike) -> np.ndarray:
+    """Read an IMOD ``.tlt`` file (one angle in degrees per line)."""
+    path = Path(path)
+    if not path.is_file():
+        raise TemplearnError("no such tilt-angle file", path)
+    values = []
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            values.append(float(line.split()[0]))
+        except ValueError:
+            raise TemplearnError(f"line {i} is not a tilt angle: {line!r}", path) from None
+    if not values:
+        raise TemplearnError("tilt-angle file is empty", path)
+    angles = np.array(values)
+    if np.any(np.abs(angles) > 90):
+        raise TemplearnError("tilt angles must lie within ±90°", path)
+    return angles
+
+
+def write_tlt(path: str | os.PathLike, angles) -> Path:
+    return write_text(path, "".join(f"{a:.2f}\n" for a in np.asarray(angles, dtype=float)))
+
+
+def check_tilts_match(stack_path, n_images: int, angles, tlt_path) -> None:
+    """The one check every reader of a tilt series makes: one angle per image."""
+    if len(angles) != n_images:
+        raise TemplearnError(
+            f"has {len(angles)} tilt angles but the tilt series {Path(stack_path).name} has {n_images} images",
+            tlt_path,
+        )
+
+
+@dataclass
+class Acquisition:
+    """How a tilt series was recorded (or simulated). Lengths in Å, angles in degrees.
+
+    ``angles`` is in stack order (increasing angle); ``order`` gives, for each image, its position
+    in the acquisition (0 = first exposure); ``dose_before`` is the accumulated dose (e/Å²) before
+    each image, ``dose`` the dose of each image.
+    """
+
+    pixel_size: float
+    angles: list[float]
+    order: list[int]
+    dose: list[float]
+    dose_before: list[float]
+    voltage_kv: float = 300.0
+    defocus_um: float = 0.0          # negative = underfocus
+    phase_plate: bool = False
+    spherical_aberration_mm: float = 2.7
+    scheme: str = "dose-symmetric"
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"format": ACQUISITION_FORMAT, "version": ACQUISITION_VERSION, **asdict(self)}
+
+    def write(self, path) -> Path:
+        return write_json(path, self.to_json())
+
+    @classmethod
+    def read(cls, path) -> "Acquisition":
+        path = Path(path)
+        try:
+            doc = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise TemplearnError("no such acquisition record", path) from None
+        except json.JSONDecodeError as exc:
+            raise TemplearnError(f"not valid JSON ({exc.msg}, line {exc.lineno})", path) from None
+        if doc.pop("format", None) != ACQUISITION_FORMAT:
+            raise TemplearnError(f"not a templearn acquisition record (format != {ACQUISITION_FORMAT!r})", path)
+        version = doc.pop("version", None)
+        if version != ACQUISITION_VERSION:
+            raise TemplearnError(f"acquisition record version {version} is not supported", path)
+        try:
+            acq = cls(**doc)
+        except TypeError as exc:
+            raise TemplearnError(f"bad acquisition record: {exc}", path) from None
+        n = len(acq.angles)
+        if not (len(acq.order) == len(acq.dose) == len(acq.dose_before) == n):
+            raise TemplearnError("acquisition record lists differ in length", path)
+        return acq
+
+
+def dose_symmetric_order(angles) -> np.ndarray:
+    """Acquisition order of the Hagen dose-symmetric scheme for ``angles`` (any order).
+
+    Starts at the angle closest to 0, then alternates sides in groups of two
+    (0, +1, +2, -1, -2, +3, +4, ...), as in Hagen et al. 2017 and Parakeet's default.
+    Returns ``order[i]`` = exposure index of ``angles[i]``.
+    """
+    angles = np.asarray(angles, dtype=float)
+    idx = np.argsort(angles)
+    a = angles[idx]
+    start = int(np.argmin(np.abs(a)))
+    pos = list(range(start + 1, len(a)))
+    neg = list(range(start - 1, -1, -1))
+    seq = [start]
+    side = 0
+    while pos or neg:
+        src = pos if (side == 0 and pos) or not neg else neg
+        seq.extend(src[:2])
+        del src[:2]
+        side ^= 1
+    order = np.empty(len(a), dtype=int)
+    order[idx[seq]] = np.arange(len(a))
+    return order
