@@ -1,1 +1,13 @@
-"""Stage imod-recon."""
+"""Stage imod-recon: binning by Fourier cropping and weighted back projection.
+
+Array API (no files): :func:`reconstruct_array` (bin + reconstruct), :func:`bin_stack`,
+:func:`weighted_back_projection`, :func:`radial_weights`. File API: :func:`reconstruct`.
+"""
+
+from .binning import bin_stack, plan_binning
+from .radial import radial_weights
+from .reconstruct import reconstruct, reconstruct_array
+from .wbp import weighted_back_projection
+
+__all__ = ["bin_stack", "plan_binning", "radial_weights", "reconstruct", "reconstruct_array",
+           "weighted_back_projection"]
