@@ -11,7 +11,7 @@ The convention, spelled out:
   position ``p`` has its atoms at ``A @ x_template + p``. This is what RELION means by a particle's
   angles: the reference rotated by ``A`` matches the particle (RELION aligns by projecting the
   reference along ``A``).
-- Example (tested in tests/test_euler.py): ``(rot, tilt, psi) = (90, 0, 0)`` maps the template's
+- Example (tested in tests/test_contracts.py): ``(rot, tilt, psi) = (90, 0, 0)`` maps the template's
   +x axis onto -y.
 """
 

