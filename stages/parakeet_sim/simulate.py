@@ -1,0 +1,121 @@
+"""The stage's two library entry points: write the grid, simulate one tilt series.
+
+Outputs of :func:`simulate` in ``out_dir``:
+
+- ``tilt_series.mrc``: float32 stack ``[n, ny, nx]`` of electron counts per pixel, increasing
+  angle, pixel size in the header;
+- ``tilt_series.tlt``: the angles (IMOD);
+- ``acquisition.json``: :class:`templearn.tilts.Acquisition` with order, doses, optics and the
+  tilt axis ``axis_x``/``axis_z`` and ``thickness`` that put a reconstruction on the manifest's frame;
+- ``tilt_series.png``: the lowest, zero and highest tilt, for a look;
+- ``provenance.json`` (last).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from templearn import provenance
+from templearn.errors import TemplearnError
+from templearn.manifest import Manifest
+from templearn.tilts import write_tlt
+
+from . import grid as gridmod
+from .params import SimParams, plan_acquisition, resolve, sample_geometry
+from .sample_atoms import placed_structures
+from .stack_writer import stack_writer
+
+STAGE = "parakeet-sim"
+
+
+def write_grid(out: str | os.PathLike, config: str | os.PathLike | None = None,
+               domain: str | None = None) -> list[gridmod.Condition]:
+    """Expand the grid of ``config`` (default: the paper's 48 conditions) into ``out`` (GRID.json)."""
+    spec = gridmod.load_spec(config, domain)
+    return gridmod.write_grid(out, spec)
+
+
+def simulate(
+    sample: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    grid: str | os.PathLike | None = None,
+    condition: int | None = None,
+    structures: Iterable[str | os.PathLike] = (),
+    **options,
+) -> dict:
+    """Simulate the tilt series of the sample manifest ``sample`` into ``out_dir``.
+
+    ``options`` are :class:`SimParams` fields (``engine``, ``pixel_size``, ``defocus_um``, ...);
+    ``None`` values fall back to the grid condition (``grid`` + ``condition``) or the defaults.
+    Returns a summary (figures, timing).
+    """
+    if (grid is None) != (condition is None):
+        raise TemplearnError("--grid and --condition go together (the grid file and the index of one condition)")
+    cond = gridmod.read_condition(grid, condition) if grid is not None else None
+    params = resolve(cond, **options)
+    manifest = Manifest.read(sample)
+    if not manifest.instances:
+        raise TemplearnError("the sample has no instances to simulate", sample)
+    out_dir = Path(out_dir)
+    structures = [Path(s) for s in structures]
+    for s in structures:
+        if not s.is_dir():
+            raise TemplearnError("no such structures folder", s)
+    placed = placed_structures(manifest, structures)
+    geom = sample_geometry(manifest, params.pixel_size)
+    acq = plan_acquisition(params, geom)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stack_path = out_dir / "tilt_series.mrc"
+    t0 = time.perf_counter()
+    with stack_writer(stack_path, len(acq.angles), geom.ny, geom.nx, geom.pixel) as stack:
+        if params.engine == "fast":
+            from .engine_fast import simulate_fast
+
+            figures = simulate_fast(placed, params, acq, geom, stack)
+        else:
+            from .engine_parakeet import simulate_parakeet
+
+            figures = simulate_parakeet(placed, params, acq, geom, stack, out_dir / "parakeet")
+        preview = np.array(stack[[0, int(np.argmin(np.abs(acq.angles))), len(acq.angles) - 1]])
+    seconds = time.perf_counter() - t0
+    acq.extra.update({"engine_figures": figures, "seconds": round(seconds, 3), "sample": manifest.name})
+    tlt_path = write_tlt(out_dir / "tilt_series.tlt", acq.angles)
+    acq_path = acq.write(out_dir / "acquisition.json")
+    png_path = _preview_png(out_dir / "tilt_series.png", preview, [acq.angles[0], 0.0, acq.angles[-1]], params)
+    outputs = [stack_path, tlt_path, acq_path, png_path]
+    extra_files = [out_dir / "parakeet" / "config.yaml"] if params.engine == "parakeet" else []
+    provenance.record(out_dir, STAGE, params.to_json() | {"grid": grid, "structures": [str(s) for s in structures]},
+                      seed=params.seed, inputs=[sample] + ([grid] if grid else []),
+                      outputs=outputs + extra_files, extra={"seconds": round(seconds, 3)})
+    return {"seconds": seconds, "n_tilts": len(acq.angles), "shape": [len(acq.angles), geom.ny, geom.nx],
+            "params": params, "figures": figures}
+
+
+def _preview_png(path: Path, images: np.ndarray, angles, params: SimParams) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from templearn.atomic import atomic_path
+
+    fig, axes = plt.subplots(1, len(images), figsize=(4 * len(images), 4.2))
+    for ax, img, a in zip(np.atleast_1d(axes), images, angles):
+        lo, hi = np.percentile(img, [1, 99])
+        ax.imshow(img, cmap="gray", vmin=lo, vmax=hi, origin="lower")
+        ax.set_title(f"{a:+.1f}°")
+        ax.axis("off")
+    pp = "phase plate, " if params.phase_plate else ""
+    fig.suptitle(f"{params.engine} engine: {pp}defocus {params.defocus_um} µm, {params.dose} e/Å², "
+                 f"{params.pixel_size} Å/pixel")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=80)
+    plt.close(fig)
+    return path
