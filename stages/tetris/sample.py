@@ -1,0 +1,286 @@
+"""One crowded sample: structures -> maps -> Tetris packing -> manifest and volumes on disk.
+
+The placement order keeps the target:distractor ratio exact: the next slot is a target while
+``targets * ratio <= distractors`` so far, else a distractor. Each class draws from its own queue
+of rounds (targets: every template and variant once; distractors: each with its copies per
+round), shuffled per round with the seed. A molecule that fits nowhere is skipped and the next
+one of the same class takes the slot; a structure skipped ``max_failures`` times (in different
+orientations) is retired. The run stops when a class due next has no structure left (saturated),
+at ``max_molecules``, or at ``max_fraction`` of the box occupied.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from templearn.density import StructureMap, paste, structure_map
+from templearn.errors import TemplearnError
+from templearn.euler import random_euler
+from templearn.manifest import Instance, Manifest, StructureEntry
+from templearn.progress import track
+
+from .distractors import Source, distractor_sources, target_sources, variant_sources
+from .packing import Packer, core_radius, make_shape
+
+OUTPUTS = ("sample.json", "occupancy.mrc", "instances.mrc", "classes.mrc", "density.mrc", "slices.png")
+
+
+@dataclass
+class PackResult:
+    manifest: Manifest
+    occupancy: np.ndarray      # int8 [z, y, x], 1 inside a core
+    instances: np.ndarray      # int32, instance id
+    classes: np.ndarray        # int8: 0 empty, 1..K target label, -1 distractor
+    density: np.ndarray        # float32
+    stats: dict = field(default_factory=dict)
+
+
+class _Queue:
+    """Structures of one class, drawn round after round, each round shuffled."""
+
+    def __init__(self, sources: list[Source], rng: np.random.Generator):
+        self.round = [s.key for s in sources for _ in range(s.copies)]
+        self.rng = rng
+        self.pending: list[str] = []
+        self.retired: set[str] = set()
+        self.keys = {s.key for s in sources}
+
+    def alive(self) -> bool:
+        return bool(self.round) and bool(self.keys - self.retired)
+
+    def next(self) -> str | None:
+        while self.alive():
+            if not self.pending:
+                self.pending = [self.round[i] for i in self.rng.permutation(len(self.round))][::-1]
+            key = self.pending.pop()
+            if key not in self.retired:
+                return key
+        return None
+
+
+def pack(
+    *,
+    sources: list[Source],
+    box=(64, 192, 192),
+    voxel_size: float = 16.0,
+    resolution: float = 32.0,
+    ratio: float = 5.0,
+    dilation: int = 1,
+    sigma: float = 2.0,
+    threshold: float | None = None,
+    max_molecules: int | None = None,
+    max_fraction: float | None = None,
+    max_failures: int = 3,
+    candidates: int = 2048,
+    seed: int = 0,
+    cache: str | os.PathLike | None = None,
+    name: str = "sample",
+) -> PackResult:
+    """Pack ``sources`` into a box of ``box`` = ``[nz, ny, nx]`` voxels of ``voxel_size`` Å."""
+    box = [int(b) for b in box]
+    _check(box, voxel_size, resolution, ratio, dilation, sigma, threshold, max_molecules, max_fraction, candidates)
+    targets = [s for s in sources if s.cls == "target"]
+    distractors = [s for s in sources if s.cls == "distractor"]
+    if not targets:
+        raise TemplearnError("no target structure given (--target)")
+    t0 = time.monotonic()
+    maps: dict[str, StructureMap] = {}
+    for s in track(sources, "density maps"):
+        maps[s.key] = structure_map(s.path, voxel_size, resolution, cache_dir=cache)
+    t_maps = time.monotonic() - t0
+
+    too_big = [s for s in sources if 2 * _radius_voxels(maps[s.key]) + 1 > max(box)]
+    if len(too_big) == len(sources) or all(s in too_big for s in targets):
+        big = min(targets, key=lambda s: _radius_voxels(maps[s.key]))
+        raise TemplearnError(
+            f"box {box} voxels of {voxel_size:g} Å is too small: target {big.key!r} spans "
+            f"{2 * _radius_voxels(maps[big.key]) + 1} voxels", big.path)
+
+    rng = np.random.default_rng(seed)
+    margin = max(maps[s.key].half for s in sources) + max(dilation, 0) + 1
+    # Free distances matter up to the farthest a shell reaches (rotation changes a core's
+    # radius by about a voxel, hence the +1.5).
+    reach = max(core_radius(maps[s.key], sigma=sigma, threshold=threshold) for s in sources) + dilation + 1.5
+    packer = Packer(box, margin, rng, reach=reach, candidates=candidates)
+    target_names = list(dict.fromkeys(s.target for s in targets))
+    by_key = {s.key: s for s in sources}
+    queues = {"target": _Queue(targets, rng), "distractor": _Queue(distractors, rng)}
+    use_distractors = bool(distractors) and ratio > 0 and queues["distractor"].alive()
+
+    instances_grid = np.zeros(box, np.int32)
+    classes_grid = np.zeros(box, np.int8)
+    density = np.zeros(box, np.float32)
+    placed: list[Instance] = []
+    counts = Counter()
+    fails = Counter()
+    skipped = 0
+    stop = "saturated"
+    t1 = time.monotonic()
+    n_t = n_d = 0
+    for _ in track(itertools.count(), "packing"):
+        if max_molecules is not None and len(placed) >= max_molecules:
+            stop = "max_molecules"
+            break
+        if max_fraction is not None and packer.fraction() >= max_fraction:
+            stop = "max_fraction"
+            break
+        cls = "target" if (not use_distractors or n_t * ratio <= n_d) else "distractor"
+        key = queues[cls].next()
+        if key is None:
+            stop = f"saturated ({cls}s no longer fit)"
+            break
+        smap = maps[key]
+        euler = random_euler(rng)
+        shape = make_shape(smap, euler, dilation=dilation, sigma=sigma, threshold=threshold)
+        pos = packer.find(shape)
+        if pos is None:
+            skipped += 1
+            fails[key] += 1
+            if fails[key] >= max_failures:
+                queues[cls].retired.add(key)
+            continue
+        packer.place(shape, pos)
+        inst_id = len(placed) + 1
+        corner = pos - smap.half
+        paste(density, shape.block, corner, "add")
+        paste(instances_grid, shape.core, corner, "set", inst_id)
+        src = by_key[key]
+        label = target_names.index(src.target) + 1 if src.cls == "target" else -1
+        paste(classes_grid, shape.core, corner, "set", label)
+        placed.append(Instance(inst_id, key, [float(v) for v in pos[::-1] * voxel_size],
+                               [float(a) for a in euler]))
+        counts[key] += 1
+        if cls == "target":
+            n_t += 1
+        else:
+            n_d += 1
+    t_pack = time.monotonic() - t1
+    if n_t == 0:
+        raise TemplearnError(f"box {box} voxels of {voxel_size:g} Å is too small: no target fits in it")
+
+    structures = {}
+    for s in sources:
+        sm = maps[s.key]
+        structures[s.key] = StructureEntry(
+            path=os.path.abspath(s.path), cls=s.cls, target=s.target, template=s.template, variant=s.variant,
+            center=[float(c) for c in sm.center], sha256=sm.sha256, n_atoms=sm.n_atoms,
+            mass_kda=round(sm.mass_kda, 3),
+        )
+    params = dict(voxel_size=voxel_size, resolution=resolution, ratio=ratio, dilation=dilation, sigma=sigma,
+                  threshold=threshold, max_molecules=max_molecules, max_fraction=max_fraction,
+                  max_failures=max_failures, candidates=candidates)
+    manifest = Manifest(name=name, voxel_size=float(voxel_size), box=box, structures=structures,
+                        instances=placed, targets=target_names, seed=seed, params=params)
+    occupancy = (instances_grid > 0).astype(np.int8)
+    stats = {
+        "packing_fraction": float(occupancy.mean()),
+        "molecules": len(placed),
+        "targets": n_t,
+        "distractors": n_d,
+        "ratio_placed": (n_d / n_t) if n_t else None,
+        "per_structure": dict(sorted(counts.items())),
+        "skipped": skipped,
+        "retired": sorted(queues["target"].retired | queues["distractor"].retired),
+        "stop": stop,
+        "time_maps_s": round(t_maps, 3),
+        "time_packing_s": round(t_pack, 3),
+        "molecules_per_minute": round(60 * len(placed) / t_pack, 1) if t_pack > 0 else None,
+    }
+    return PackResult(manifest, occupancy, instances_grid, classes_grid, density, stats)
+
+
+def pack_sample(
+    targets,
+    *,
+    out: str | os.PathLike,
+    target_name: str = "nucleosome",
+    variants=(),
+    distractors=(),
+    distractor_list=None,
+    skip_missing: bool = False,
+    name: str = "sample",
+    **options,
+) -> PackResult:
+    """Resolve inputs, pack, and write the outputs into ``out`` (see the stage README)."""
+    taken: set[str] = set()
+    tsrc = target_sources(targets, target_name, taken)
+    vsrc = variant_sources(variants, tsrc, target_name, taken)
+    dsrc, missing = distractor_sources(distractors, distractor_list, taken, skip_missing=skip_missing)
+    # Variants interleave with their templates in the target rounds.
+    sources = _interleave(tsrc, vsrc) + dsrc
+    result = pack(sources=sources, name=name, **options)
+    result.stats["missing_distractors"] = missing
+    write_outputs(result, out, inputs=[s.path for s in sources], options=dict(
+        targets=[str(t) for t in targets], target_name=target_name, variants=[str(v) for v in variants],
+        distractors=[str(d) for d in distractors], distractor_list=distractor_list, skip_missing=skip_missing,
+        name=name, **options))
+    return result
+
+
+def _interleave(templates: list[Source], variants: list[Source]) -> list[Source]:
+    out = []
+    for t in templates:
+        out.append(t)
+        out.extend(v for v in variants if v.template == t.key)
+    known = {t.key for t in templates}
+    out.extend(v for v in variants if v.template not in known)
+    return out
+
+
+def write_outputs(result: PackResult, out, *, inputs=(), options=None) -> None:
+    from templearn import provenance
+    from templearn.mrc import write_mrc
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    m = result.manifest
+    vs = m.voxel_size
+    m.write(out / "sample.json")
+    write_mrc(out / "occupancy.mrc", result.occupancy, vs, dtype=np.int8, label="templearn tetris occupancy")
+    # MRC has no int32 mode: ids go to uint16 when they fit, else float32 (exact up to 2**24).
+    ids_dtype = np.uint16 if len(m.instances) <= np.iinfo(np.uint16).max else np.float32
+    write_mrc(out / "instances.mrc", result.instances, vs, dtype=ids_dtype, label="templearn tetris instance ids")
+    write_mrc(out / "classes.mrc", result.classes, vs, dtype=np.int8,
+              label="templearn tetris classes: 0 empty, 1..K targets, -1 distractors")
+    write_mrc(out / "density.mrc", result.density, vs, label="templearn tetris density (e2pdb2mrc units)")
+    from .plots import plot_slices
+
+    plot_slices(out / "slices.png", result.density, result.classes, m.targets, vs)
+    provenance.record(out, "tetris", options or {}, seed=m.seed, inputs=inputs,
+                      outputs=[out / f for f in OUTPUTS], extra={"result": result.stats})
+
+
+def _radius_voxels(smap: StructureMap) -> int:
+    """Radius of the molecule's body in voxels (its molecular volume as a sphere, at least 0)."""
+    n = smap.n_voxels_molecule
+    return int(np.floor((3 * n / (4 * np.pi)) ** (1 / 3)))
+
+
+def _check(box, voxel_size, resolution, ratio, dilation, sigma, threshold, max_molecules, max_fraction, candidates):
+    if len(box) != 3 or min(box) < 1:
+        raise TemplearnError(f"--box needs three positive voxel counts NZ NY NX, got {box}")
+    if not voxel_size > 0:
+        raise TemplearnError(f"--voxel-size must be positive, got {voxel_size}")
+    if not resolution > 0:
+        raise TemplearnError(f"--resolution must be positive, got {resolution}")
+    if not ratio >= 0:
+        raise TemplearnError(f"--ratio must be >= 0, got {ratio}")
+    if dilation < 1:
+        raise TemplearnError(f"--dilation must be >= 1 voxel (molecules are placed touching within it), got {dilation}")
+    if sigma < 0:
+        raise TemplearnError(f"--sigma must be >= 0 voxels, got {sigma}")
+    if threshold is not None and not 0 < threshold <= 1:
+        raise TemplearnError(f"--threshold is a fraction of the map maximum in (0, 1], got {threshold}")
+    if max_molecules is not None and max_molecules < 1:
+        raise TemplearnError(f"--max-molecules must be >= 1, got {max_molecules}")
+    if candidates < 1:
+        raise TemplearnError(f"--candidates must be >= 1, got {candidates}")
+    if max_fraction is not None and not 0 < max_fraction <= 1:
+        raise TemplearnError(f"--max-fraction must lie in (0, 1], got {max_fraction}")

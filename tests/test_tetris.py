@@ -1,0 +1,189 @@
+"""tetris: crowded samples with no overlaps, exact ratios, manifests that reproduce the volumes."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from templearn import density as D
+from templearn.errors import TemplearnError
+from templearn.euler import euler_to_matrix
+from templearn.manifest import Manifest
+from templearn.mrc import read_mrc
+from templearn.structures import load_atoms, read_structure, resolve, write_structure
+
+from templearn.stages.tetris.sample import pack_sample
+
+BOX = (20, 40, 40)
+CLI = str(Path(sys.executable).parent / "templearn-tetris")
+SIGMA = 2.0
+
+
+@pytest.fixture(scope="module")
+def distractor_list(tmp_path_factory, shared_structures):
+    p = tmp_path_factory.mktemp("lists") / "distractors.csv"
+    # Small distractors (1s3x, 3qm1, 4uic are the reference's overlapping ones) and a larger one.
+    p.write_text("pdb_id,copies_per_round\n1s3x,3\n3qm1,2\n4uic,2\n1ul1,1\n")
+    return p
+
+
+@pytest.fixture(scope="module")
+def packed(tmp_path_factory, nucleosome_paths, distractor_list):
+    out = tmp_path_factory.mktemp("sample")
+    result = pack_sample([str(nucleosome_paths[1]), "ake=1ake"], out=out, distractor_list=distractor_list,
+                         box=BOX, ratio=2, sigma=SIGMA, seed=3, cache=out / "cache")
+    return out, result
+
+
+def test_outputs_and_packing_fraction(packed):
+    out, result = packed
+    for name in ("sample.json", "occupancy.mrc", "instances.mrc", "classes.mrc", "density.mrc", "slices.png",
+                 "provenance.json"):
+        assert (out / name).is_file(), name
+    prov = json.loads((out / "provenance.json").read_text())["result"]
+    occ, vs = read_mrc(out / "occupancy.mrc")
+    assert vs == 16.0 and occ.shape == BOX
+    assert prov["packing_fraction"] == pytest.approx(float(occ.mean()))
+    assert prov["stop"].startswith("saturated")
+    assert prov["packing_fraction"] > 0.25  # crowded: a quarter of the box or more is molecule
+    classes, _ = read_mrc(out / "classes.mrc")
+    assert set(np.unique(classes)) == {-1, 0, 1, 2}
+
+
+def test_no_two_molecules_overlap(packed):
+    out, result = packed
+    m = Manifest.read(out / "sample.json")
+    total = np.zeros(BOX, np.int32)
+    for inst in m.instances:
+        smap = D.structure_map(m.structure_path(inst.structure), m.voxel_size, 32.0)
+        block, corner = D.place(smap, inst.position, inst.euler)
+        core = D.binarize(block, n_voxels=smap.n_voxels_molecule, sigma=SIGMA)
+        assert core.any()  # small distractors have a body too
+        D.paste(total, core.astype(np.int32), corner, "add")
+        # cores lie wholly inside the box
+        assert np.all(corner + np.argwhere(core).min(0) >= 0) and np.all(corner + np.argwhere(core).max(0) < BOX)
+    assert total.max() == 1, "a voxel is inside two molecules"
+    np.testing.assert_array_equal(total, result.occupancy)
+    small = {"1s3x", "3qm1", "4uic"}
+    assert small & {i.structure for i in m.instances} == small
+
+
+def test_manifest_alone_reproduces_volumes(packed):
+    out, _ = packed
+    m = Manifest.read(out / "sample.json")
+    dens, _ = read_mrc(out / "density.mrc")
+    again = D.render_instances(m, m.voxel_size, m.box)
+    np.testing.assert_allclose(again, dens, rtol=1e-4, atol=1e-3 * dens.max())
+    ids, _ = read_mrc(out / "instances.mrc")
+    rendered = D.render_instances(m, m.voxel_size, m.box, what="instances", mask_sigma=SIGMA)
+    np.testing.assert_array_equal(rendered, ids.astype(np.int32))
+    labels = D.render_instances(m, m.voxel_size, m.box, what="labels", mask_sigma=SIGMA)
+    classes, _ = read_mrc(out / "classes.mrc")
+    np.testing.assert_array_equal(labels, np.where(classes > 0, classes, 0))
+
+
+def test_manifest_poses_match_atoms(packed):
+    """Independent of the renderer: every instance's atoms, moved by the manifest's pose and mapped
+    directly, add up to the sample's density (a wrong pose convention scores far lower)."""
+    out, _ = packed
+    m = Manifest.read(out / "sample.json")
+    dens, _ = read_mrc(out / "density.mrc")
+    atoms = {k: load_atoms(m.structure_path(k)) for k in m.structures}
+    scores = []
+    for transpose in (False, True):
+        expected = np.zeros(m.box, np.float32)
+        for inst in m.instances:
+            a, entry = atoms[inst.structure], m.structures[inst.structure]
+            rot = euler_to_matrix(inst.euler)
+            moved = copy.copy(a)
+            moved.xyz = (a.xyz - entry.center) @ (rot if transpose else rot.T) + np.asarray(inst.position)
+            vol, origin = D.atoms_to_map(moved, m.voxel_size, 32.0, center=inst.position, oversample=2)
+            D.paste(expected, vol, np.round(origin / m.voxel_size).astype(int)[::-1])
+        scores.append(np.corrcoef(expected.ravel(), dens.ravel())[0, 1])
+    assert scores[0] > 0.95 and scores[0] > scores[1] + 0.2, scores
+
+
+def test_ratio_is_exact(packed):
+    out, result = packed
+    m = Manifest.read(out / "sample.json")
+    n_t, n_d = len(m.instances_of("target")), len(m.instances_of("distractor"))
+    assert n_t > 5 and 2 * (n_t - 1) <= n_d <= 2 * n_t
+    # distractor copies per round: 1s3x 3 : 3qm1 2 : 4uic 2 : 1ul1 1, exact over full rounds
+    st = result.stats["per_structure"]
+    assert st["1s3x"] >= st["3qm1"] >= st["1ul1"]
+
+
+def test_same_seed_same_manifest(tmp_path, nucleosome_paths):
+    runs = []
+    for k, seed in enumerate((5, 5, 6)):
+        pack_sample([str(nucleosome_paths[0])], out=tmp_path / str(k), distractors=["1s3x", "3qm1"],
+                    box=(16, 32, 32), ratio=1, seed=seed, max_molecules=25)
+        doc = json.loads((tmp_path / str(k) / "sample.json").read_text())
+        runs.append(doc["instances"])
+    assert runs[0] == runs[1] and runs[0] != runs[2]
+    assert len(runs[0]) == 25
+
+
+def test_max_fraction_stops_early(tmp_path, nucleosome_paths):
+    r = pack_sample([str(nucleosome_paths[0])], out=tmp_path, distractors=["1s3x"], box=(16, 32, 32),
+                    ratio=1, max_fraction=0.1)
+    assert r.stats["stop"] == "max_fraction"
+    assert 0.1 <= r.stats["packing_fraction"] < 0.15
+
+
+def test_variants_join_their_template(tmp_path):
+    src = resolve("1ake")
+    st = read_structure(src)
+    atoms = load_atoms(src)
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        write_structure(tmp_path / f"1ake_v{i}.pdb", st, atoms.xyz + rng.normal(0, 0.5, atoms.xyz.shape))
+    (tmp_path / "variants.csv").write_text("template,variant,file,rmsd\n1ake,0,1ake_v0.pdb,0.87\n1ake,1,1ake_v1.pdb,0.86\n")
+    r = pack_sample(["kinase=1ake"], out=tmp_path / "out", variants=[tmp_path / "variants.csv"], box=(12, 24, 24),
+                    max_molecules=9)
+    m = r.manifest
+    assert m.targets == ["kinase"]
+    v = m.structures["1ake_v1"]
+    assert (v.cls, v.target, v.template, v.variant) == ("target", "kinase", "1ake", 1)
+    assert {i.structure for i in m.instances} == {"1ake", "1ake_v0", "1ake_v1"}
+
+
+def test_bad_structure_is_a_clear_error(tmp_path, nucleosome_paths):
+    out = tmp_path / "out"
+    pack_sample([str(nucleosome_paths[0])], out=out, box=(12, 24, 24), max_molecules=3)
+    before = (out / "sample.json").read_bytes()
+    bad = tmp_path / "broken.pdb"
+    bad.write_text("this is not a PDB file\n")
+    proc = subprocess.run([CLI, "pack", "--target", str(bad),
+                           "--out", str(out), "--box", "12", "24", "24"], capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {bad}")
+    assert (out / "sample.json").read_bytes() == before  # earlier outputs intact
+
+
+def test_impossible_box_is_a_clear_error(tmp_path, nucleosome_paths):
+    with pytest.raises(TemplearnError, match="too small"):
+        pack_sample([str(nucleosome_paths[0])], out=tmp_path, box=(3, 40, 40))
+    with pytest.raises(TemplearnError, match="--box"):
+        pack_sample([str(nucleosome_paths[0])], out=tmp_path, box=(0, 40, 40))
+    assert not (tmp_path / "sample.json").exists()
+
+
+def test_density_command_keeps_mass(tmp_path):
+    out = tmp_path / "ake.mrc"
+    proc = subprocess.run([CLI, "density", "1ake", "--out", str(out),
+                           "--voxel-size", "10", "--resolution", "20"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    vol, vs = read_mrc(out)
+    meta = json.loads(out.with_suffix(".json").read_text())
+    atoms = load_atoms("1ake")
+    assert vs == 10.0
+    assert vol.sum() * vs**3 == pytest.approx(D.map_integral(D.electrons(atoms.element), 20.0), rel=1e-3)
+    np.testing.assert_allclose(meta["center"], atoms.center_of_mass())
