@@ -28,7 +28,14 @@ elif ! "$venv/bin/python" -c "import templearn, sys; sys.exit(0 if templearn.__f
   "$venv/bin/pip" install -q --no-deps -e "$here" >&2   # same deps, another clone
 fi
 
-if [ -z "${TEMPLEARN_NO_PARAKEET:-}" ] && ! "$venv/bin/python" -c "import parakeet, multem" 2>/dev/null; then
+# The Nextflow linter for the pipeline tests lives apart: it needs protobuf >= 5, TensorFlow 2.13 < 5.
+if [ ! -d "$venv/reftrace-lib/reftrace" ]; then
+  log "installing reftrace (Nextflow linter) into $venv/reftrace-lib"
+  "$venv/bin/pip" install -q --target "$venv/reftrace-lib" "reftrace>=0.6" >&2
+fi
+
+cufft=$(ls -d "$venv"/lib/python3*/site-packages/nvidia/cu13/lib 2>/dev/null | head -n 1 || true)
+if [ -z "${TEMPLEARN_NO_PARAKEET:-}" ] && ! LD_LIBRARY_PATH="$cufft" "$venv/bin/python" -c "import parakeet, multem" 2>/dev/null; then
   if command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; then
     log "building python-parakeet for CPU (about 7 minutes, once per machine)"
     bash "$here/scripts/install-parakeet-cpu.sh" "$venv" >&2

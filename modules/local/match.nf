@@ -1,0 +1,33 @@
+// The baseline: template matching of one tomogram with the target's template.
+process MATCH {
+    tag "${tomo}"
+    label 'process_high'
+    container "${params.container_prefix}-pick-eval:${params.container_tag}"
+
+    input:
+    tuple val(tomo), path(tomogram)
+    val template                    // PDB ID, or the name of the staged file below
+    path structures
+
+    output:
+    tuple val(tomo), path("${tomo}/picks.star"), emit: picks
+    path "${tomo}/*",    emit: files
+    path "versions.yml", emit: versions
+
+    script:
+    def args = task.ext.args ?: ''
+    """
+    templearn-pick-eval match ${tomogram} --template ${template} --out ${tomo} ${args}
+
+    cat <<-END_VERSIONS > versions.yml
+    "${task.process}":
+        templearn: \$(python -c 'import templearn; print(templearn.__version__)')
+    END_VERSIONS
+    """
+
+    stub:
+    """
+    mkdir -p ${tomo} && touch ${tomo}/picks.star
+    echo '"${task.process}": {templearn: stub}' > versions.yml
+    """
+}

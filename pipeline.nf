@@ -1,0 +1,158 @@
+#!/usr/bin/env nextflow
+/*
+ * templearn: Template Learning (Harastani et al. 2024) as a Nextflow DSL2 pipeline.
+ *
+ * The same stage graph as the embedded orchestrator (`templearn-run`, orchestrator/graph.py),
+ * calling the same stage commands with the same options; the same YAML run config is the
+ * params file:
+ *
+ *   nextflow run pipeline.nf -params-file examples/quickstart.yaml --base_dir examples --outdir results -profile docker
+ *   nextflow run pipeline.nf -params-file examples/ribosome.yaml --base_dir examples -profile slurm,singularity,gpu -resume -with-tower
+ *   nextflow run pipeline.nf -profile test -stub-run          # dry run of the graph
+ *
+ * Data flow: GRID (48 conditions) and NMA (variants per target) -> TETRIS (one crowded sample per
+ * seed) -> SIMULATE (every sample x every chosen grid condition, in parallel) -> RECONSTRUCT ->
+ * TARGETS -> TRAIN (train/val samples) -> PICK and MATCH (held-out samples) -> EVALUATE.
+ * Published layout = the orchestrator's run folder: <outdir>/{grid,nma,tetris,simulate,...}.
+ */
+nextflow.enable.dsl = 2
+
+include { GRID        } from './modules/local/grid'
+include { NMA         } from './modules/local/nma'
+include { TETRIS      } from './modules/local/tetris'
+include { SIMULATE    } from './modules/local/simulate'
+include { RECONSTRUCT } from './modules/local/reconstruct'
+include { TARGETS     } from './modules/local/targets'
+include { TRAIN       } from './modules/local/train'
+include { PICK        } from './modules/local/pick'
+include { MATCH       } from './modules/local/match'
+include { EVALUATE    } from './modules/local/evaluate'
+
+// A value of the run config (the params file), with the orchestrator's default.
+def cfg(String section, String key, fallback) {
+    def s = params[section]
+    return (s instanceof Map && s.containsKey(key) && s[key] != null) ? s[key] : fallback
+}
+
+// A path of the run config: relative paths are relative to --base_dir (the config's folder, as
+// templearn-run takes them; default the launch folder).
+def local_file(s) {
+    def p = file(s.toString())
+    return (p.exists() || s.toString().startsWith('/')) ? p : file("${params.base_dir ?: launchDir}/${s}")
+}
+// A structure spec: a local file is staged and named by its file name; a PDB ID stays as it is.
+def is_file_spec(s) { return local_file(s).exists() }
+def spec_name(s)    { return is_file_spec(s) ? local_file(s).name : s.toString().toLowerCase() }
+
+workflow {
+    if (!params.targets) { error "give the run config as params file: -params-file examples/quickstart.yaml" }
+    def targets     = params.targets.collect { t -> [t.name, t.templates.collect { spec_name(it) }] }
+    def distractors = (params.distractors ?: []).collect { spec_name(it) }
+    def all_specs   = params.targets.collectMany { it.templates } + (params.distractors ?: [])
+    def struct_files = all_specs.findAll { is_file_spec(it) }.collect { local_file(it) }
+    if (params.distractor_list) { struct_files << local_file(params.distractor_list) }
+    ch_structures = Channel.value(struct_files)
+
+    def n_samples  = cfg('tetris', 'n_samples', 4) as int
+    def n_val      = cfg('split', 'val', 1) as int
+    def n_test     = cfg('split', 'test', 1) as int
+    def conds_cfg  = cfg('simulation', 'conditions', 'all')
+    def pairing    = cfg('simulation', 'pairing', 'all')
+    def samples    = (0..<n_samples).collect { i -> String.format('sample_%03d', i) }
+    def test_set   = samples.takeRight(n_test)
+    def val_set    = samples.dropRight(n_test).takeRight(n_val)
+    ch_versions    = Channel.empty()
+
+    // grid: the 48 randomization conditions
+    def grid_cfg = cfg('simulation', 'grid_config', null)
+    GRID(grid_cfg ? local_file(grid_cfg) : [])
+    ch_versions = ch_versions.mix(GRID.out.versions)
+
+    // nma: variants of each target's templates
+    if (cfg('nma', 'enabled', true)) {
+        NMA(Channel.fromList(targets), ch_structures)
+        ch_nma = NMA.out.variants.map { name, dir -> dir }.collect()
+        ch_versions = ch_versions.mix(NMA.out.versions)
+    } else {
+        ch_nma = Channel.value([])
+    }
+
+    // tetris: one crowded sample per seed
+    ch_samples = Channel.fromList(samples.withIndex().collect { s, i -> [s, (params.seed as int) + i] })
+    TETRIS(ch_samples, targets, distractors, ch_nma, ch_structures)
+    ch_versions = ch_versions.mix(TETRIS.out.versions)
+
+    // simulate: the grid fanned out, every (sample, condition) a parallel task. 'all' = every
+    // condition GRID wrote (48 for one optical domain, 96 for both), read from grid.json.
+    ch_conditions = conds_cfg == 'all' ?
+        GRID.out.grid.map { f -> new groovy.json.JsonSlurper().parse(f).conditions.collect { it.index as int } } :
+        Channel.value(conds_cfg.collect { it as int })
+    ch_sim_in = TETRIS.out.manifest
+        .combine(ch_conditions.map { ks -> [ks] })      // [sample, manifest, [conditions]]
+        .flatMap { s, m, ks ->
+            def i = samples.indexOf(s)
+            def chosen = pairing == 'all' ? ks : [ks[i % ks.size()]]
+            chosen.collect { k -> [s, m, k, (params.seed as int) + 1000 * (i + 1) + k] }
+        }
+    // the manifest names structure files and NMA variants: stage them all (--structures .)
+    ch_sim_structs = ch_nma.map { dirs -> dirs + struct_files }
+    SIMULATE(ch_sim_in, GRID.out.grid, ch_sim_structs)
+    RECONSTRUCT(SIMULATE.out.tilt_series)
+    ch_versions = ch_versions.mix(SIMULATE.out.versions, RECONSTRUCT.out.versions)
+
+    // targets for training and validation samples (test samples are held out)
+    ch_tomos = RECONSTRUCT.out.tomogram
+    ch_for_targets = ch_tomos
+        .filter { s, k, t -> !(s in test_set) }
+        .combine(TETRIS.out.manifest, by: 0)
+    TARGETS(ch_for_targets, ch_sim_structs)
+    ch_versions = ch_versions.mix(TARGETS.out.versions)
+
+    // train: pairs in a fixed order (sample, condition) so the command line is reproducible
+    ch_pairs = TARGETS.out.pair.toSortedList { a, b -> a[0] <=> b[0] ?: a[1] <=> b[1] }
+    ch_train = ch_pairs.map { l -> l.findAll { !(it[0] in val_set) } }
+    ch_val   = ch_pairs.map { l -> l.findAll { it[0] in val_set } }
+    TRAIN(
+        ch_train.map { l -> l.collect { it[2] } }, ch_train.map { l -> l.collect { it[3] } },
+        ch_val.map { l -> l.collect { it[2] } },   ch_val.map { l -> l.collect { it[3] } }
+    )
+    ch_versions = ch_versions.mix(TRAIN.out.versions)
+
+    // pick and template-match the held-out tomograms, and the experimental ones (exp_<name>)
+    def experimental = params.experimental ?: []
+    ch_test = ch_tomos
+        .filter { s, k, t -> s in test_set }
+        .map { s, k, t -> [String.format('%s_c%02d', s, k as int), t] }
+        .mix(Channel.fromList(experimental.collect { e -> ["exp_${e.name}".toString(), local_file(e.tomogram)] }))
+    PICK(ch_test, TRAIN.out.model)
+    ch_versions = ch_versions.mix(PICK.out.versions)
+
+    // the truth of each picked tomogram: its sample's manifest, or the experimental annotations
+    ch_truth = TETRIS.out.manifest
+        .mix(Channel.fromList(experimental.findAll { it.truth }.collect { e -> ["exp_${e.name}".toString(), local_file(e.truth)] }))
+    def tomo_sample = { String tomo -> tomo.replaceAll(/_c\d+$/, '') }
+    def with_truth = { ch -> ch.map { tomo, p -> [tomo_sample(tomo), tomo, p] }.combine(ch_truth, by: 0)
+                               .toSortedList { a, b -> a[1] <=> b[1] } }   // [[sample, tomo, picks, truth], ...]
+    ch_learning = with_truth(PICK.out.picks)
+    if (cfg('template_matching', 'enabled', true)) {
+        def template = spec_name(cfg('template_matching', 'template', params.targets[0].templates[0]))
+        MATCH(ch_test, template, ch_structures)
+        ch_versions = ch_versions.mix(MATCH.out.versions)
+        ch_baseline = with_truth(MATCH.out.picks).map { l -> l.collect { it[2] } }
+    } else {
+        ch_baseline = Channel.value([])
+    }
+    EVALUATE(
+        ch_learning.map { l -> l.collect { it[2] } },
+        ch_learning.map { l -> l.collect { it[3] } },
+        ch_baseline
+    )
+    ch_versions = ch_versions.mix(EVALUATE.out.versions)
+
+    ch_versions.unique().collectFile(name: 'software_versions.yml', storeDir: "${params.outdir}/pipeline_info")
+}
+
+workflow.onComplete {
+    log.info "templearn: ${workflow.success ? 'done' : 'failed'}; results in ${params.outdir}" +
+             " (report.md: templearn-run <config> --run-dir ${params.outdir} --report-only)"
+}
