@@ -1,0 +1,304 @@
+"""Template matching: the baseline Template Learning is compared with.
+
+Fast local correlation (FLCF, Roseman 2003) of a template over a grid of rotations
+(:mod:`.rotations`), missing-wedge aware, on CPU (pytom-match-pick needs CUDA):
+
+- the template is rotated, multiplied in Fourier space by the wedge the tomogram samples
+  (tilt axis y, beam z: the tomogram holds the frequencies with ``|kz| <= |kx| tan(tilt_range)``,
+  see :mod:`templearn.tilts`), then normalised to zero mean and unit variance under a spherical
+  mask, so every orientation is scored only on what the tomogram can show;
+- the tomogram's local mean and standard deviation under the same mask (rotation invariant,
+  since the mask is a sphere) are computed once;
+- ``NCC(x) = sum_d T(d) f(x + d) / (N sigma_f(x))`` for each rotation by one FFT product; the
+  best score and its rotation are kept per voxel;
+- peaks are taken greedily, highest first, with an exclusion sphere around each one.
+
+Arrays are ``[z, y, x]``; positions ``[x, y, z]`` voxels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from templearn.errors import TemplearnError
+
+from .rotations import rotate_volume
+
+
+def wedge_weight(shape, tilt_range: float) -> np.ndarray:
+    """1 where the tomogram samples Fourier space, 0 in the missing wedge; on the ``rfftn`` grid
+    of an array of ``shape`` [z, y, x]. ``tilt_range`` >= 90 means no wedge."""
+    kz = np.fft.fftfreq(shape[0])[:, None, None]
+    kx = np.fft.rfftfreq(shape[2])[None, None, :]
+    w = np.ones((shape[0], shape[1], shape[2] // 2 + 1), np.float32)
+    if tilt_range < 90:
+        missing = np.abs(kz) > np.abs(kx) * np.tan(np.radians(tilt_range)) + 1e-9
+        w = np.where(np.broadcast_to(missing, w.shape), 0.0, 1.0).astype(np.float32)
+    return w
+
+
+def lowpass(volume: np.ndarray, voxel_size: float, resolution: float) -> np.ndarray:
+    """Gaussian low-pass to ``resolution`` Å: Fourier sigma ``1/resolution``, so that frequency
+    keeps exp(-1/2) of its amplitude."""
+    kz = np.fft.fftfreq(volume.shape[0], voxel_size)[:, None, None]
+    ky = np.fft.fftfreq(volume.shape[1], voxel_size)[None, :, None]
+    kx = np.fft.rfftfreq(volume.shape[2], voxel_size)[None, None, :]
+    k2 = kz ** 2 + ky ** 2 + kx ** 2
+    g = np.exp(-0.5 * k2 * resolution ** 2)
+    return np.fft.irfftn(np.fft.rfftn(volume) * g, s=volume.shape).astype(np.float32)
+
+
+def sphere(shape, radius: float) -> np.ndarray:
+    c = (np.asarray(shape) - 1) / 2.0
+    zz, yy, xx = np.indices(shape)
+    return ((zz - c[0]) ** 2 + (yy - c[1]) ** 2 + (xx - c[2]) ** 2 <= radius ** 2).astype(np.float32)
+
+
+def prepare_template(template: np.ndarray, threshold: float = 0.1) -> tuple[np.ndarray, float]:
+    """Crop ``template`` [z, y, x] (particle bright) to an odd cubic box around its centre of mass
+    that holds the particle under any rotation; return ``(box, mask radius in voxels)``. The
+    radius reaches the farthest voxel above ``threshold`` times the maximum, plus one voxel."""
+    t = np.asarray(template, np.float32)
+    if not np.any(t > 0) or float(t.std()) == 0.0:
+        raise TemplearnError("the template has no positive density (is it inverted, or empty?)")
+    w = np.clip(t, 0, None)
+    com = np.array([np.sum(np.indices(t.shape)[i] * w) / w.sum() for i in range(3)])
+    pts = np.argwhere(t > threshold * t.max())
+    radius = float(np.sqrt(((pts - com) ** 2).sum(1)).max()) + 1.0
+    half = int(np.ceil(radius)) + 1
+    size = 2 * half + 1
+    from scipy.ndimage import shift as nd_shift
+
+    # Centre of mass onto the centre voxel of the new box.
+    big = np.zeros((max(size, *t.shape),) * 3, np.float32)
+    off = [(big.shape[i] - t.shape[i]) // 2 for i in range(3)]
+    big[off[0]:off[0] + t.shape[0], off[1]:off[1] + t.shape[1], off[2]:off[2] + t.shape[2]] = t
+    c_big = (np.asarray(big.shape) - 1) / 2.0
+    big = nd_shift(big, c_big - (com + off), order=1, mode="constant")
+    s = (big.shape[0] - size) // 2
+    return big[s:s + size, s:s + size, s:s + size].copy(), radius
+
+
+def equivalent_radius(template: np.ndarray, level: float = 0.5) -> float:
+    """Radius (voxels) of the sphere with the volume of the template above ``level`` times its
+    maximum: the particle's size without the blur of the map, used as the peak exclusion radius
+    (for 6ZU5 at 16 Å: 5.7 voxels, against 5.5 from its mass)."""
+    n = int(np.sum(template > level * template.max()))
+    return float((3.0 * n / (4.0 * np.pi)) ** (1.0 / 3.0))
+
+
+@dataclass
+class MatchResult:
+    """``scores`` [z, y, x] best NCC per voxel; ``best`` [z, y, x] index of its rotation in ``eulers``."""
+
+    scores: np.ndarray
+    best: np.ndarray
+    eulers: np.ndarray
+    radius: float
+
+
+def match_template(tomogram: np.ndarray, template: np.ndarray, eulers: np.ndarray, *,
+                   tilt_range: float = 60.0, radius: float | None = None, workers: int = -1,
+                   progress=None) -> MatchResult:
+    """NCC of ``template`` (odd cubic box, particle bright, centred) over ``tomogram`` for each
+    rotation in ``eulers`` ``(n, 3)``; see the module docstring."""
+    from scipy import fft as sfft
+
+    f = np.asarray(tomogram, np.float32)
+    if float(f.std()) == 0.0:
+        raise TemplearnError("the tomogram is constant (empty): nothing to match")
+    b = template.shape[0]
+    half = b // 2
+    radius = float(radius if radius is not None else half)
+    mask = sphere(template.shape, min(radius, half))
+    n_mask = float(mask.sum())
+    # Pad by half a template so correlations do not wrap around; the pad is the mean (0 after
+    # subtraction), as is usual for FLCF.
+    full = [sfft.next_fast_len(s + 2 * half, real=True) for s in f.shape]
+    f0 = np.zeros(full, np.float32)
+    f0[:f.shape[0], :f.shape[1], :f.shape[2]] = (f - f.mean()) / f.std()
+    F = sfft.rfftn(f0, workers=workers)
+    F2 = sfft.rfftn(f0 ** 2, workers=workers)
+
+    def corr(small: np.ndarray, spectrum: np.ndarray) -> np.ndarray:
+        """sum_d small(c + d) * vol(x + d) on the padded grid."""
+        k = np.zeros(full, np.float32)
+        k[:b, :b, :b] = small
+        k = np.roll(k, (-half, -half, -half), axis=(0, 1, 2))
+        return sfft.irfftn(spectrum * np.conj(sfft.rfftn(k, workers=workers)), s=full, workers=workers)
+
+    s1 = corr(mask, F) / n_mask
+    s2 = corr(mask, F2) / n_mask
+    sigma = np.sqrt(np.clip(s2 - s1 ** 2, 0, None))[:f.shape[0], :f.shape[1], :f.shape[2]]
+    # Flat regions (pad, empty corners) would divide by ~0: floor at a small fraction.
+    sigma = np.maximum(sigma, 1e-2 * float(np.median(sigma)) + 1e-12).astype(np.float32)
+    wedge = wedge_weight(template.shape, tilt_range)
+
+    scores = np.full(f.shape, -np.inf, np.float32)
+    best = np.zeros(f.shape, np.int32)
+    items = range(len(eulers)) if progress is None else progress(range(len(eulers)))
+    for i in items:
+        t = rotate_volume(template, eulers[i])
+        t = np.fft.irfftn(np.fft.rfftn(t) * wedge, s=t.shape).astype(np.float32) * mask
+        t[mask > 0] -= t[mask > 0].mean()
+        t *= mask
+        norm = float(np.sqrt((t ** 2).sum()))
+        if norm == 0.0:
+            continue
+        t *= np.sqrt(n_mask) / norm
+        c = corr(t, F)[:f.shape[0], :f.shape[1], :f.shape[2]] / (n_mask * sigma)
+        better = c > scores
+        scores[better] = c[better]
+        best[better] = i
+    return MatchResult(scores, best, np.asarray(eulers), radius)
+
+
+def extract_peaks(scores: np.ndarray, n_peaks: int, min_distance: float, mask: np.ndarray | None = None,
+                  min_score: float = -np.inf) -> np.ndarray:
+    """Greedy peaks of ``scores`` [z, y, x]: the highest voxel, then the highest outside a sphere
+    of ``min_distance`` voxels around every peak taken, ...; at most ``n_peaks``, scores above
+    ``min_score``, inside ``mask`` when given. Returns ``(n, 3)`` voxel indices ``[z, y, x]``."""
+    s = np.array(scores, np.float32, copy=True)
+    if mask is not None:
+        s[np.asarray(mask) == 0] = -np.inf
+    r = int(np.ceil(min_distance))
+    zz, yy, xx = np.mgrid[-r:r + 1, -r:r + 1, -r:r + 1]
+    ball = zz ** 2 + yy ** 2 + xx ** 2 <= min_distance ** 2
+    out = []
+    while len(out) < n_peaks:
+        idx = int(np.argmax(s))
+        v = s.flat[idx]
+        if not np.isfinite(v) or v <= min_score:
+            break
+        p = np.unravel_index(idx, s.shape)
+        out.append(p)
+        lo = [max(0, p[i] - r) for i in range(3)]
+        hi = [min(s.shape[i], p[i] + r + 1) for i in range(3)]
+        b = ball[lo[0] - p[0] + r: hi[0] - p[0] + r, lo[1] - p[1] + r: hi[1] - p[1] + r, lo[2] - p[2] + r: hi[2] - p[2] + r]
+        s[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]][b] = -np.inf
+    return np.array(out, int).reshape(-1, 3)
+
+
+MAX_DEFAULT_PEAKS = 2000
+
+
+def load_template(spec: str, voxel_size: float, resolution: float | None) -> np.ndarray:
+    """The template as a density map [z, y, x] (particle bright) at ``voxel_size`` Å.
+
+    ``spec`` is an MRC map (resampled to the tomogram's voxel size when it differs) or a
+    structure (path or PDB ID, :mod:`templearn.structures`) rendered by
+    :func:`templearn.density.atoms_to_map`. ``resolution`` (Å) low-passes the template; it
+    defaults to twice the voxel size (Nyquist) for structures and to none for maps.
+    """
+    from pathlib import Path
+
+    from templearn.mrc import read_mrc
+    from templearn.structures import MAP_SUFFIXES
+
+    p = Path(spec)
+    if p.suffix.lower() in MAP_SUFFIXES:
+        t, tvs = read_mrc(p)
+        if abs(tvs - voxel_size) > 1e-3 * voxel_size:
+            from scipy.ndimage import zoom
+
+            t = zoom(t, tvs / voxel_size, order=1).astype(np.float32)
+        if float(t.std()) == 0.0:
+            raise TemplearnError("the template map is constant (empty)", p)
+        if resolution:
+            t = lowpass(t, voxel_size, resolution)
+        return t
+    from templearn.density import atoms_to_map
+    from templearn.structures import load_atoms
+
+    volume, _origin = atoms_to_map(load_atoms(spec), voxel_size, resolution or 2.0 * voxel_size)
+    return np.asarray(volume, np.float32)
+
+
+def run_match(
+    tomogram,
+    template: str,
+    out_dir,
+    *,
+    angular_step: float = 15.0,
+    tilt_range: float = 60.0,
+    n_peaks: int | None = None,
+    min_distance: float | None = None,
+    resolution: float | None = None,
+    mask=None,
+    contrast: str = "dark",
+    class_name: str | None = None,
+) -> dict:
+    """Template matching of ``template`` over ``tomogram``; picks scored by NCC.
+
+    ``contrast``: ``dark`` when particles are darker than the solvent (raw cryo-ET
+    reconstructions), ``bright`` when they are brighter (inverted or simulated without contrast
+    inversion): the template is negated for ``dark``. ``n_peaks`` defaults to the number of
+    non-overlapping spheres of ``min_distance`` the volume could hold (at most 2000);
+    ``min_distance`` (voxels) to the template's :func:`equivalent_radius`.
+
+    Writes ``picks.{star,csv,xml}``, ``picks_<name>.json``, ``scores.mrc`` (best NCC per voxel),
+    ``picks.png`` and ``provenance.json`` into ``out_dir``.
+    """
+    from pathlib import Path
+
+    from templearn import provenance
+    from templearn.mrc import read_mrc, write_mrc
+    from templearn.picks import Picks
+    from templearn.progress import track
+
+    from . import outputs, plots
+    from .rotations import angle_grid
+    from .segment import check_tomogram, read_mask
+
+    tomogram, out_dir = Path(tomogram), Path(out_dir)
+    if contrast not in ("dark", "bright"):
+        raise TemplearnError(f"--contrast must be 'dark' or 'bright', got {contrast!r}")
+    if not 0 < angular_step <= 180:
+        raise TemplearnError(f"--angular-step must be in (0, 180] degrees, got {angular_step}")
+    if not 0 < tilt_range <= 90:
+        raise TemplearnError(f"--tilt-range must be in (0, 90] degrees, got {tilt_range}")
+    volume, voxel = read_mrc(tomogram)
+    check_tomogram(volume, tomogram)
+    mask_arr = read_mask(mask, volume.shape) if mask is not None else None
+    try:
+        tpl, radius = prepare_template(load_template(template, voxel, resolution))
+    except TemplearnError as exc:
+        raise TemplearnError(exc.message, exc.path or template) from None
+    if max(tpl.shape) > min(volume.shape) * 2:
+        raise TemplearnError(f"the template ({tpl.shape[0]} voxels across at {voxel:g} Å) is larger than the "
+                             f"tomogram {volume.shape}: wrong voxel size?", template)
+    if contrast == "dark":
+        volume = -volume
+    eulers = angle_grid(angular_step)
+    res = match_template(volume, tpl, eulers, tilt_range=tilt_range, radius=radius,
+                         progress=lambda it: track(it, "template matching: rotations"))
+    if min_distance is None:
+        min_distance = equivalent_radius(tpl)
+    if n_peaks is None:
+        n_peaks = int(min(MAX_DEFAULT_PEAKS, max(1, volume.size / (4.0 / 3.0 * np.pi * min_distance ** 3))))
+    peaks = extract_peaks(res.scores, n_peaks, min_distance, mask_arr)
+    name = class_name or Path(str(template)).name.split(".")[0]
+    picks = Picks(peaks[:, ::-1].astype(float), voxel, np.full(len(peaks), tomogram.stem), np.ones(len(peaks), int),
+                  res.scores[tuple(peaks.T)] if len(peaks) else np.zeros(0),
+                  eulers[res.best[tuple(peaks.T)]] if len(peaks) else np.zeros((0, 3)), {1: name})
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scores = np.where(np.isfinite(res.scores), res.scores, 0.0).astype(np.float32)
+    written = [write_mrc(out_dir / "scores.mrc", scores, voxel, label="templearn pick-eval match: best NCC")]
+    written += outputs.write_all(out_dir, picks)
+    png = out_dir / "picks.png"
+    top = picks.select(picks.score >= (np.quantile(picks.score, 0.5) if len(picks) else 0))
+    plots.picks_on_slices(png, -volume if contrast == "dark" else volume, top.xyz, top.label, radius,
+                          title=f"{tomogram.stem}: template matching, top {len(top)} of {len(picks)} peaks")
+    written.append(png)
+    summary = {"n_rotations": len(eulers), "n_peaks": len(picks), "template_radius_voxels": radius,
+               "template_box": int(tpl.shape[0])}
+    provenance.record(out_dir, "pick-eval match",
+                      {"template": str(template), "angular_step": angular_step, "tilt_range": tilt_range,
+                       "n_peaks": n_peaks, "min_distance": min_distance, "resolution": resolution,
+                       "mask": mask, "contrast": contrast, "class_name": name},
+                      inputs=[tomogram] + ([Path(template)] if Path(str(template)).is_file() else [])
+                      + ([Path(mask)] if mask else []), outputs=written, extra={"summary": summary})
+    return summary
