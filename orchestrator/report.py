@@ -13,7 +13,7 @@ import html
 import json
 from pathlib import Path
 
-from templearn.atomic import atomic_path, write_text
+from templearn.atomic import write_text, save_figure
 
 from . import graph
 from .config import RunConfig
@@ -156,9 +156,7 @@ def _tomogram_slice(run_dir: Path, rel: str, out: Path) -> str | None:
     ax.set_xticks([])
     ax.set_yticks([])
     out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, out, dpi=100, bbox_inches="tight")
     return str(out.relative_to(run_dir))
 
 

@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from .errors import TemplearnError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -55,3 +57,33 @@ def _json_default(obj):
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"cannot write {type(obj).__name__} as JSON")
+
+
+def save_figure(fig, path: str | os.PathLike, **savefig_kwargs) -> Path:
+    """Save a matplotlib figure atomically (format from the suffix), then close it."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, **savefig_kwargs)
+    finally:
+        plt.close(fig)
+    return Path(path)
+
+
+def read_json(path: str | os.PathLike, what: str = "JSON file", fmt: str | None = None) -> dict:
+    """Read a JSON object; with ``fmt``, check its ``format`` key. Errors name the file, in one line."""
+    path = Path(path)
+    if not path.is_file():
+        raise TemplearnError(f"no such {what}", path)
+    try:
+        doc = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise TemplearnError(f"not valid JSON ({exc.msg}, line {exc.lineno})", path) from None
+    except UnicodeDecodeError:
+        raise TemplearnError("not a text file", path) from None
+    if not isinstance(doc, dict):
+        raise TemplearnError(f"not a {what}: expected a JSON object", path)
+    if fmt is not None and doc.get("format") != fmt:
+        raise TemplearnError(f"not a templearn {what} (format != {fmt!r})", path)
+    return doc

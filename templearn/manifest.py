@@ -30,7 +30,6 @@ structure file's frame (Å) that is placed at ``position``.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,7 +37,7 @@ from typing import Iterable, Literal
 
 import numpy as np
 
-from .atomic import write_json
+from .atomic import read_json, write_json
 from .errors import TemplearnError
 
 FORMAT = "templearn.sample"
@@ -155,12 +154,7 @@ class Manifest:
     @classmethod
     def read(cls, path: str | os.PathLike) -> "Manifest":
         path = Path(path)
-        if not path.is_file():
-            raise TemplearnError("no such sample manifest", path)
-        try:
-            doc = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise TemplearnError(f"not valid JSON ({exc.msg}, line {exc.lineno})", path) from None
+        doc = read_json(path, "sample manifest")
         try:
             m = cls.from_json(doc)
         except (KeyError, TypeError, ValueError) as exc:

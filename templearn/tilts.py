@@ -20,14 +20,13 @@ received before it.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .atomic import write_json, write_text
+from .atomic import read_json, write_json, write_text
 from .errors import TemplearnError
 
 ACQUISITION_FORMAT = "templearn.acquisition"
@@ -102,14 +101,8 @@ class Acquisition:
     @classmethod
     def read(cls, path) -> "Acquisition":
         path = Path(path)
-        try:
-            doc = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise TemplearnError("no such acquisition record", path) from None
-        except json.JSONDecodeError as exc:
-            raise TemplearnError(f"not valid JSON ({exc.msg}, line {exc.lineno})", path) from None
-        if doc.pop("format", None) != ACQUISITION_FORMAT:
-            raise TemplearnError(f"not a templearn acquisition record (format != {ACQUISITION_FORMAT!r})", path)
+        doc = read_json(path, "acquisition record", ACQUISITION_FORMAT)
+        doc.pop("format")
         version = doc.pop("version", None)
         if version != ACQUISITION_VERSION:
             raise TemplearnError(f"acquisition record version {version} is not supported", path)

@@ -8,14 +8,12 @@ cross-correlation > 0.99 inside the reconstruction circle); bad inputs fail with
 from __future__ import annotations
 
 import json
-import os
 import shutil
 
 import numpy as np
 import pytest
 
 from templearn.cli_util import run
-from templearn.errors import TemplearnError
 from templearn.mrc import read_mrc, write_mrc
 from templearn.tilts import Acquisition, dose_symmetric_order, project_u, write_tlt
 from templearn.stages.imod_recon import (

@@ -10,13 +10,13 @@ class of the label map (their centres of mass), so any label map can be used.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from templearn.atomic import read_json
 from templearn.errors import TemplearnError
 from templearn.mrc import read_mrc
 
@@ -92,11 +92,7 @@ def read_meta(targets_path: str | os.PathLike) -> dict:
     side = Path(targets_path).with_suffix(".json")
     if not side.is_file():
         return {}
-    try:
-        meta = json.loads(side.read_text())
-    except json.JSONDecodeError as exc:
-        raise TemplearnError(f"not valid JSON ({exc.msg}, line {exc.lineno})", side) from None
-    return meta if isinstance(meta, dict) else {}
+    return read_json(side, "targets record")
 
 
 def load_pairs(tomograms, targets, patch: int | None = None, what: str = "training") -> list[Pair]:

@@ -25,13 +25,13 @@ Arrays are ``[z, y, x]``; score maps ``[C, z, y, x]`` with class 0 the backgroun
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from templearn.atomic import read_json
 from templearn.errors import TemplearnError, require
 
 CARD_NAME = "model_card.json"
@@ -168,12 +168,7 @@ def read_card(weights_path: str | os.PathLike) -> dict | None:
     card_path = Path(weights_path).parent / CARD_NAME
     if not card_path.is_file():
         return None
-    try:
-        card = json.loads(card_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise TemplearnError(f"not valid JSON ({exc.msg}, line {exc.lineno})", card_path) from None
-    if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
-        raise TemplearnError(f"not a templearn model card ('format' must be {CARD_FORMAT!r})", card_path)
+    card = read_json(card_path, "model card", CARD_FORMAT)
     for key in ("n_classes", "patch", "voxel_size", "classes"):
         if key not in card:
             raise TemplearnError(f"model card has no {key!r}", card_path)
@@ -314,7 +309,9 @@ def segment(model, volume: np.ndarray, patch: int | None = None, crop: int = DEF
     seg.Ncl, seg.P, seg.pcrop, seg.poverlap = n_classes_of(net), patch, int(crop), int(overlap)
     seg.path_weights = "in-memory.h5"
     seg.net = _Net(net)
-    scores = seg.launch(np.asarray(volume, dtype=np.float32))  # [z, y, x, C] float16
+    # DeepFinder divides by a coverage count that is 0 only in the padding it strips off again.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scores = seg.launch(np.asarray(volume, dtype=np.float32))  # [z, y, x, C] float16
     if labels:
         return np.argmax(scores, axis=-1).astype(np.int8)
     return np.moveaxis(scores, -1, 0).astype(np.float32)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from templearn import provenance
-from templearn.atomic import atomic_path, write_json, write_text
+from templearn.atomic import write_json, write_text, save_figure
 
 from . import dfcompat
 from .data import Pair
@@ -56,9 +56,7 @@ def plot_curves(path: str | os.PathLike, result: TrainResult, names: dict[str, s
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if title:
         fig.suptitle(title)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
     return Path(path)
 
 

@@ -21,7 +21,7 @@ from typing import Literal, Sequence
 import numpy as np
 
 from templearn import provenance
-from templearn.atomic import atomic_path, write_json
+from templearn.atomic import write_json, save_figure
 from templearn.density import VOLUME_PER_DALTON
 from templearn.errors import TemplearnError
 from templearn.manifest import Manifest
@@ -151,9 +151,7 @@ def plot_targets(path: str | os.PathLike, tomogram: np.ndarray, labels: np.ndarr
     handles = [plt.Rectangle((0, 0), 1, 1, color=colors[i]) for i in range(k)]
     axes[1].legend(handles, [f"{i + 1}: {c}" for i, c in enumerate(classes)], loc="upper right", fontsize=8)
     fig.suptitle(title)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
     return Path(path)
 
 

@@ -48,7 +48,7 @@ def find_imod() -> dict[str, str]:
 
 def format_com(program: str, options: list[tuple[str, str]]) -> str:
     """An IMOD command file: ``$program -StandardInput`` then one ``Option value`` per line."""
-    lines = [f"# written by templearn imod-recon", f"${program} -StandardInput"]
+    lines = ["# written by templearn imod-recon", f"${program} -StandardInput"]
     lines += [f"{key} {value}".rstrip() for key, value in options]
     return "\n".join(lines) + "\n"
 

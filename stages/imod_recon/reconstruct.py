@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from templearn import provenance
-from templearn.atomic import atomic_path
+from templearn.atomic import save_figure
 from templearn.errors import TemplearnError
 from templearn.mrc import read_mrc, write_mrc
 from templearn.progress import track
@@ -219,7 +219,5 @@ def write_preview(path: Path, tomo: np.ndarray, voxel: float, axis_z: float) -> 
         ax.set_yticks([])
     fig.suptitle(f"tomogram {nx} x {ny} x {nz} at {voxel:.3g} Å", fontsize=10)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path, dpi=80)
     return path

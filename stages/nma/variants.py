@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from templearn import provenance
-from templearn.atomic import atomic_path, write_text
+from templearn.atomic import atomic_path, write_text, save_figure
 from templearn.errors import TemplearnError
 from templearn.structures import MAP_SUFFIXES, is_pdb_id, resolve, structure_id
 
@@ -260,7 +260,5 @@ def plot_rmsd(path: Path, results: list[TemplateResult], amplitude: float) -> Pa
         ax.axis("off")
     fig.suptitle(f"NMA variants, amplitude {amplitude:g}", fontsize=10)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
     return path

@@ -17,13 +17,12 @@ crosses the two domains (96 conditions).
 from __future__ import annotations
 
 import itertools
-import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from templearn import config as tconfig
-from templearn.atomic import write_json
+from templearn.atomic import read_json, write_json
 from templearn.errors import TemplearnError
 
 GRID_FORMAT = "templearn.sim-grid"
@@ -117,14 +116,7 @@ def write_grid(path: str | os.PathLike, spec: GridSpec) -> list[Condition]:
 def read_condition(path: str | os.PathLike, index: int) -> Condition:
     """Condition ``index`` of a ``GRID.json`` written by :func:`write_grid`."""
     path = Path(path)
-    if not path.is_file():
-        raise TemplearnError("no such grid file", path)
-    try:
-        doc = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise TemplearnError(f"not valid JSON ({exc.msg}, line {exc.lineno})", path) from None
-    if not isinstance(doc, dict) or doc.get("format") != GRID_FORMAT:
-        raise TemplearnError(f"not a templearn grid file (format != {GRID_FORMAT!r})", path)
+    doc = read_json(path, "grid file", GRID_FORMAT)
     conds = doc.get("conditions", [])
     if not 0 <= index < len(conds):
         raise TemplearnError(f"condition {index} does not exist (the grid has {len(conds)}: 0..{len(conds) - 1})", path)

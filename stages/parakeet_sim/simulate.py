@@ -103,7 +103,7 @@ def _preview_png(path: Path, images: np.ndarray, angles, params: SimParams) -> P
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from templearn.atomic import atomic_path
+    from templearn.atomic import save_figure
 
     fig, axes = plt.subplots(1, len(images), figsize=(4 * len(images), 4.2))
     for ax, img, a in zip(np.atleast_1d(axes), images, angles):
@@ -115,7 +115,5 @@ def _preview_png(path: Path, images: np.ndarray, angles, params: SimParams) -> P
     fig.suptitle(f"{params.engine} engine: {pp}defocus {params.defocus_um} µm, {params.dose} e/Å², "
                  f"{params.pixel_size} Å/pixel")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path, dpi=80)
     return path

@@ -18,11 +18,9 @@ def _plt():
 
 
 def _save(fig, path):
-    from templearn.atomic import atomic_path
+    from templearn.atomic import save_figure
 
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    _plt().close(fig)
+    save_figure(fig, path, dpi=110, bbox_inches="tight")
 
 
 def picks_on_slices(path: str | os.PathLike, tomogram: np.ndarray, xyz: np.ndarray, label: np.ndarray,

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from templearn.atomic import atomic_path
+from templearn.atomic import save_figure
 
 
 def plot_slices(path: str | os.PathLike, density: np.ndarray, classes: np.ndarray, targets: list[str],
@@ -42,6 +42,4 @@ def plot_slices(path: str | os.PathLike, density: np.ndarray, classes: np.ndarra
         Patch(color=colors[2 + i], label=t) for i, t in enumerate(targets)]
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), frameon=False)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
