@@ -62,6 +62,27 @@ def map_integral(weights: np.ndarray, resolution: float) -> float:
     return float(np.sum(weights) * (np.pi * w * w) ** 1.5)
 
 
+def splat_trilinear(grid_shape, idx_zyx: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Cloud-in-cell (trilinear) deposit of weighted points onto a grid.
+
+    ``idx_zyx`` ``(n, 3)`` are fractional ``[z, y, x]`` indices (cell centres at integers), all
+    within ``[0, shape - 1)``; each point's weight and centroid are kept exactly. Returns float64.
+    """
+    n0 = np.floor(idx_zyx).astype(np.int64)
+    f = idx_zyx - n0
+    size = int(np.prod(grid_shape))
+    out = np.zeros(size, dtype=np.float64)
+    for dz in (0, 1):
+        wz = f[:, 0] if dz else 1 - f[:, 0]
+        for dy in (0, 1):
+            wy = f[:, 1] if dy else 1 - f[:, 1]
+            for dx in (0, 1):
+                wx = f[:, 2] if dx else 1 - f[:, 2]
+                flat = np.ravel_multi_index((n0[:, 0] + dz, n0[:, 1] + dy, n0[:, 2] + dx), grid_shape)
+                out += np.bincount(flat, weights=weights * wz * wy * wx, minlength=size)
+    return out.reshape(grid_shape)
+
+
 def atoms_to_map(
     atoms,
     voxel_size: float,
@@ -120,20 +141,8 @@ def atoms_to_map(
     nf = n * f
     # Fine index coordinates (sub-voxel centres at integers), [x, y, z].
     u = (xyz - (origin - voxel_size / 2)) / h - 0.5
-    i0 = np.floor(u).astype(np.int64)
-    t = u - i0
-    grid = np.zeros(nf**3, dtype=np.float64)
     # Cloud-in-cell deposit: keeps each atom's weight and centroid exactly.
-    for dx in (0, 1):
-        wx = t[:, 0] if dx else 1 - t[:, 0]
-        for dy in (0, 1):
-            wy = t[:, 1] if dy else 1 - t[:, 1]
-            for dz in (0, 1):
-                wz = t[:, 2] if dz else 1 - t[:, 2]
-                ix, iy, iz = i0[:, 0] + dx, i0[:, 1] + dy, i0[:, 2] + dz
-                flat = (iz * nf + iy) * nf + ix
-                grid += np.bincount(flat, weights=weights * wx * wy * wz, minlength=nf**3)
-    grid = grid.reshape(nf, nf, nf)
+    grid = splat_trilinear((nf, nf, nf), u[:, ::-1], weights)
     # The deposit already blurs by h**2 / 6 per axis: take it off the Gaussian's variance.
     sigma_f = np.sqrt(max(sigma**2 - h**2 / 6.0, 1e-6)) / h
     grid = ndimage.gaussian_filter(grid, sigma_f, mode="constant", truncate=4.0)

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from templearn.density import splat_trilinear
+
 POTENTIAL_CONSTANT = 47.878     # V·Å², h²/(2π m0 e)
 VOLUME_PER_DA = 1.30            # Å³ of ice displaced per Da of heavy-atom mass (0.73 cm³/g, hydrogens implicit)
 EXCLUDED_SIGMA = 1.5            # Å, smoothing of the displaced-ice volume around each atom
@@ -73,23 +75,6 @@ class PointCloud:
         return len(self.weight)
 
 
-def _splat_trilinear(grid_shape, idx_float: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Trilinear assignment of weighted points (``(n, 3)`` fractional [z, y, x] indices) to a grid."""
-    n0 = np.floor(idx_float).astype(np.int64)
-    f = idx_float - n0
-    out = np.zeros(int(np.prod(grid_shape)), dtype=float)
-    for dz in (0, 1):
-        wz = f[:, 0] if dz else 1 - f[:, 0]
-        for dy in (0, 1):
-            wy = f[:, 1] if dy else 1 - f[:, 1]
-            for dx in (0, 1):
-                wx = f[:, 2] if dx else 1 - f[:, 2]
-                flat = np.ravel_multi_index(
-                    ((n0[:, 0] + dz), (n0[:, 1] + dy), (n0[:, 2] + dx)), grid_shape)
-                out += np.bincount(flat, weights=weights * wz * wy * wx, minlength=out.size)
-    return out.reshape(grid_shape)
-
-
 def structure_point_cloud(
     xyz: np.ndarray, elements: np.ndarray, spacing: float, ice_potential: float, *, rel_threshold: float = 1e-2
 ) -> PointCloud:
@@ -121,10 +106,10 @@ def structure_point_cloud(
     for el in np.unique(elements):
         sel = elements == el
         masses[sel] = gemmi.Element(el).weight
-        hist = _splat_trilinear(shape, idx[sel], np.ones(int(sel.sum())))
+        hist = splat_trilinear(shape, idx[sel], np.ones(int(sel.sum())))
         spectrum += POTENTIAL_CONSTANT * scattering_factor(el, q) * sfft.rfftn(hist)
     if ice_potential:
-        vol = _splat_trilinear(shape, idx, masses * VOLUME_PER_DA)
+        vol = splat_trilinear(shape, idx, masses * VOLUME_PER_DA)
         spectrum -= ice_potential * np.exp(-2 * np.pi**2 * EXCLUDED_SIGMA**2 * q**2) * sfft.rfftn(vol)
     transfer = (np.sinc(qz * h) * np.sinc(qy * h) * np.sinc(qx * h)) ** 2
     weight = sfft.irfftn(spectrum / transfer, s=shape)
