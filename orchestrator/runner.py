@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from templearn.provenance import sha256 as file_sha256
 from templearn.atomic import write_json, write_text
 from templearn.config import to_dict
 from templearn.errors import TemplearnError
@@ -86,11 +87,7 @@ class Ledger:
             hit = self.hashes.get(str(p))
         if hit and hit[0] == stamp:
             return hit[1]
-        h = hashlib.sha256()
-        with open(p, "rb") as f:
-            while block := f.read(1 << 20):
-                h.update(block)
-        digest = h.hexdigest()
+        digest = file_sha256(p)
         with self.lock:
             self.hashes[str(p)] = [stamp, digest]
         return digest

@@ -20,6 +20,7 @@ from templearn.picks import Picks, read_picks
 
 from . import dfcompat
 from .data import Pair, check_same_voxel_size, make_pair
+from .targets import paint_ball
 from .report import write_outputs
 from .run import _check_card_voxel
 from .training import TrainParams, train
@@ -47,15 +48,7 @@ def sphere_targets(xyz_voxels: np.ndarray, labels: np.ndarray, shape_zyx, radius
     """Balls at ``xyz_voxels`` (``(n, 3)`` ``[x, y, z]``) of each label's radius (voxels): int8 ``[z, y, x]``."""
     out = np.zeros(tuple(shape_zyx), np.int8)
     for (x, y, z), lbl in zip(np.asarray(xyz_voxels, float).reshape(-1, 3), labels):
-        c = np.array([z, y, x])
-        r = radius_voxels[int(lbl)]
-        lo = np.maximum(np.floor(c - r).astype(int), 0)
-        hi = np.minimum(np.ceil(c + r).astype(int) + 1, out.shape)
-        if np.any(hi <= lo):
-            continue
-        zz, yy, xx = np.ogrid[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-        ball = (zz - c[0]) ** 2 + (yy - c[1]) ** 2 + (xx - c[2]) ** 2 <= r * r
-        out[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]][ball] = int(lbl)
+        paint_ball(out, (z, y, x), radius_voxels[int(lbl)], int(lbl))
     return out
 
 

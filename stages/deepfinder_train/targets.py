@@ -28,6 +28,18 @@ from templearn.manifest import Manifest
 from templearn.mrc import read_mrc, write_mrc
 
 
+
+def paint_ball(volume: np.ndarray, center_zyx, radius: float, value: int) -> None:
+    """Set the voxels of ``volume`` within ``radius`` (voxels) of ``center_zyx`` to ``value``, in place."""
+    c = np.asarray(center_zyx, float)
+    lo = np.maximum(np.floor(c - radius).astype(int), 0)
+    hi = np.minimum(np.ceil(c + radius).astype(int) + 1, volume.shape)
+    if np.any(hi <= lo):
+        return
+    zz, yy, xx = np.ogrid[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    ball = (zz - c[0]) ** 2 + (yy - c[1]) ** 2 + (xx - c[2]) ** 2 <= radius * radius
+    volume[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]][ball] = value
+
 def equivalent_radius(mass_kda: float) -> float:
     """Radius (Å) of a ball with the molecular volume of ``mass_kda`` (1.21 Å³ per dalton)."""
     return float((3 * mass_kda * 1000 * VOLUME_PER_DALTON / (4 * np.pi)) ** (1 / 3))
@@ -67,13 +79,7 @@ def sphere_labels(manifest: Manifest, classes: list[str], shape_zyx, voxel_size:
         radii[entry.target].append(r)
         c = np.asarray(inst.position, float)[::-1] / voxel_size    # [z, y, x] voxels
         rv = r / voxel_size
-        lo = np.maximum(np.floor(c - rv).astype(int), 0)
-        hi = np.minimum(np.ceil(c + rv).astype(int) + 1, labels.shape)
-        if np.any(hi <= lo):
-            continue
-        zz, yy, xx = np.ogrid[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-        ball = (zz - c[0]) ** 2 + (yy - c[1]) ** 2 + (xx - c[2]) ** 2 <= rv * rv
-        labels[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]][ball] = classes.index(entry.target) + 1
+        paint_ball(labels, c, rv, classes.index(entry.target) + 1)
     return labels, {c: float(np.mean(v)) for c, v in radii.items() if v}
 
 
