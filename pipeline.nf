@@ -100,54 +100,57 @@ workflow {
     RECONSTRUCT(SIMULATE.out.tilt_series)
     ch_versions = ch_versions.mix(SIMULATE.out.versions, RECONSTRUCT.out.versions)
 
-    // targets for training and validation samples (test samples are held out)
-    ch_tomos = RECONSTRUCT.out.tomogram
-    ch_for_targets = ch_tomos
-        .filter { s, k, t -> !(s in test_set) }
-        .combine(TETRIS.out.manifest, by: 0)
-    TARGETS(ch_for_targets, ch_sim_structs)
-    ch_versions = ch_versions.mix(TARGETS.out.versions)
+    // training.enabled: false makes a simulation-only run (it ends with the tomograms)
+    if (cfg('training', 'enabled', true)) {
+        // targets for training and validation samples (test samples are held out)
+        ch_tomos = RECONSTRUCT.out.tomogram
+        ch_for_targets = ch_tomos
+            .filter { s, k, t -> !(s in test_set) }
+            .combine(TETRIS.out.manifest, by: 0)
+        TARGETS(ch_for_targets, ch_sim_structs)
+        ch_versions = ch_versions.mix(TARGETS.out.versions)
 
-    // train: pairs in a fixed order (sample, condition) so the command line is reproducible
-    ch_pairs = TARGETS.out.pair.toSortedList { a, b -> a[0] <=> b[0] ?: a[1] <=> b[1] }
-    ch_train = ch_pairs.map { l -> l.findAll { !(it[0] in val_set) } }
-    ch_val   = ch_pairs.map { l -> l.findAll { it[0] in val_set } }
-    TRAIN(
-        ch_train.map { l -> l.collect { it[2] } }, ch_train.map { l -> l.collect { it[3] } },
-        ch_val.map { l -> l.collect { it[2] } },   ch_val.map { l -> l.collect { it[3] } }
-    )
-    ch_versions = ch_versions.mix(TRAIN.out.versions)
+        // train: pairs in a fixed order (sample, condition) so the command line is reproducible
+        ch_pairs = TARGETS.out.pair.toSortedList { a, b -> a[0] <=> b[0] ?: a[1] <=> b[1] }
+        ch_train = ch_pairs.map { l -> l.findAll { !(it[0] in val_set) } }
+        ch_val   = ch_pairs.map { l -> l.findAll { it[0] in val_set } }
+        TRAIN(
+            ch_train.map { l -> l.collect { it[2] } }, ch_train.map { l -> l.collect { it[3] } },
+            ch_val.map { l -> l.collect { it[2] } },   ch_val.map { l -> l.collect { it[3] } }
+        )
+        ch_versions = ch_versions.mix(TRAIN.out.versions)
 
-    // pick and template-match the held-out tomograms, and the experimental ones (exp_<name>)
-    def experimental = params.experimental ?: []
-    ch_test = ch_tomos
-        .filter { s, k, t -> s in test_set }
-        .map { s, k, t -> [String.format('%s_c%02d', s, k as int), t] }
-        .mix(Channel.fromList(experimental.collect { e -> ["exp_${e.name}".toString(), local_file(e.tomogram)] }))
-    PICK(ch_test, TRAIN.out.model)
-    ch_versions = ch_versions.mix(PICK.out.versions)
+        // pick and template-match the held-out tomograms, and the experimental ones (exp_<name>)
+        def experimental = params.experimental ?: []
+        ch_test = ch_tomos
+            .filter { s, k, t -> s in test_set }
+            .map { s, k, t -> [String.format('%s_c%02d', s, k as int), t] }
+            .mix(Channel.fromList(experimental.collect { e -> ["exp_${e.name}".toString(), local_file(e.tomogram)] }))
+        PICK(ch_test, TRAIN.out.model)
+        ch_versions = ch_versions.mix(PICK.out.versions)
 
-    // the truth of each picked tomogram: its sample's manifest, or the experimental annotations
-    ch_truth = TETRIS.out.manifest
-        .mix(Channel.fromList(experimental.findAll { it.truth }.collect { e -> ["exp_${e.name}".toString(), local_file(e.truth)] }))
-    def tomo_sample = { String tomo -> tomo.replaceAll(/_c\d+$/, '') }
-    def with_truth = { ch -> ch.map { tomo, p -> [tomo_sample(tomo), tomo, p] }.combine(ch_truth, by: 0)
-                               .toSortedList { a, b -> a[1] <=> b[1] } }   // [[sample, tomo, picks, truth], ...]
-    ch_learning = with_truth(PICK.out.picks)
-    if (cfg('template_matching', 'enabled', true)) {
-        def template = spec_name(cfg('template_matching', 'template', params.targets[0].templates[0]))
-        MATCH(ch_test, template, ch_structures)
-        ch_versions = ch_versions.mix(MATCH.out.versions)
-        ch_baseline = with_truth(MATCH.out.picks).map { l -> l.collect { it[2] } }
-    } else {
-        ch_baseline = Channel.value([])
+        // the truth of each picked tomogram: its sample's manifest, or the experimental annotations
+        ch_truth = TETRIS.out.manifest
+            .mix(Channel.fromList(experimental.findAll { it.truth }.collect { e -> ["exp_${e.name}".toString(), local_file(e.truth)] }))
+        def tomo_sample = { String tomo -> tomo.replaceAll(/_c\d+$/, '') }
+        def with_truth = { ch -> ch.map { tomo, p -> [tomo_sample(tomo), tomo, p] }.combine(ch_truth, by: 0)
+                                   .toSortedList { a, b -> a[1] <=> b[1] } }   // [[sample, tomo, picks, truth], ...]
+        ch_learning = with_truth(PICK.out.picks)
+        if (cfg('template_matching', 'enabled', true)) {
+            def template = spec_name(cfg('template_matching', 'template', params.targets[0].templates[0]))
+            MATCH(ch_test, template, ch_structures)
+            ch_versions = ch_versions.mix(MATCH.out.versions)
+            ch_baseline = with_truth(MATCH.out.picks).map { l -> l.collect { it[2] } }
+        } else {
+            ch_baseline = Channel.value([])
+        }
+        EVALUATE(
+            ch_learning.map { l -> l.collect { it[2] } },
+            ch_learning.map { l -> l.collect { it[3] } },
+            ch_baseline
+        )
+        ch_versions = ch_versions.mix(EVALUATE.out.versions)
     }
-    EVALUATE(
-        ch_learning.map { l -> l.collect { it[2] } },
-        ch_learning.map { l -> l.collect { it[3] } },
-        ch_baseline
-    )
-    ch_versions = ch_versions.mix(EVALUATE.out.versions)
 
     ch_versions.unique().collectFile(name: 'software_versions.yml', storeDir: "${params.outdir}/pipeline_info")
 }

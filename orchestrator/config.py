@@ -88,6 +88,7 @@ class Reconstruction:
 
 @dataclass
 class Training:
+    enabled: bool = True                     # false: simulate only (the graph ends at reconstruction)
     mode: Literal["shape", "sphere"] = "shape"
     radius: float | None = None              # Å, sphere targets
     epochs: int = 100                        # paper, Tab. 2
@@ -177,7 +178,11 @@ def grid_size(cfg: RunConfig) -> int:
 def load_config(path: str | os.PathLike) -> RunConfig:
     """Read and check a run config; relative paths in it are taken relative to the config file."""
     path = Path(path)
-    cfg = load(path, RunConfig)
+    return prepare(load(path, RunConfig), path)
+
+
+def prepare(cfg: RunConfig, path: Path) -> RunConfig:
+    """Check ``cfg`` (read from ``path``) and make its paths absolute, relative to that file."""
     base = path.resolve().parent
     if cfg.simulation.grid_config:
         cfg.simulation.grid_config = _file(cfg.simulation.grid_config, base, path, "simulation.grid_config")
@@ -212,12 +217,12 @@ def _check(cfg: RunConfig, path: Path) -> None:
             bad(f"targets.{t.name}.templates is empty")
         if not t.name.replace("_", "").replace("-", "").isalnum():
             bad(f"targets: name {t.name!r} must be letters, digits, '-' or '_'")
-    if not cfg.distractors and not cfg.distractor_list:
-        bad("give distractors (a list) or distractor_list (a CSV)")
+    if not cfg.distractors and not cfg.distractor_list and cfg.tetris.ratio > 0:
+        bad("give distractors (a list) or distractor_list (a CSV), or set tetris.ratio: 0 for none")
     if len(cfg.tetris.box) != 3 or min(cfg.tetris.box) < 8:
         bad(f"tetris.box must be [nz, ny, nx] of at least 8 voxels each, got {cfg.tetris.box}")
     n_train = cfg.tetris.n_samples - cfg.split.val - cfg.split.test
-    if cfg.split.val < 0 or cfg.split.test < 0 or n_train < 1:
+    if cfg.split.val < 0 or cfg.split.test < 0 or (n_train < 1 and cfg.training.enabled):
         bad(f"split: tetris.n_samples={cfg.tetris.n_samples} leaves no training sample "
             f"after val={cfg.split.val} and test={cfg.split.test}")
     conds = cfg.condition_indices()
@@ -233,8 +238,6 @@ def _check(cfg: RunConfig, path: Path) -> None:
         bad("training.radius (Å) is needed with training.mode: sphere")
     if cfg.nma.enabled and cfg.nma.n_variants < 1:
         bad("nma.n_variants must be >= 1 (or set nma.enabled: false)")
-    if cfg.split.test == 0 and not cfg.experimental:
-        bad("nothing to evaluate: set split.test >= 1 or list experimental tomograms")
     names = [e.name for e in cfg.experimental]
     if len(set(names)) != len(names):
         bad(f"experimental: names must differ, got {names}")

@@ -207,7 +207,7 @@ def build(cfg: RunConfig) -> list[Step]:
                           [f"{sim}/tilt_series.mrc", f"{sim}/tilt_series.tlt", f"{sim}/acquisition.json"],
                           [f"{rec}/tomogram.mrc"], [sim], meta))
 
-        if s in split["test"]:
+        if s in split["test"] or not cfg.training.enabled:
             continue  # held out: picked and evaluated, never trained on
         tg = f"targets/{tomo}"
         argv = ["templearn-deepfinder-train", "targets", manifest, "--tomogram", f"{rec}/tomogram.mrc",
@@ -218,6 +218,8 @@ def build(cfg: RunConfig) -> list[Step]:
         steps.append(Step(tg, "targets", argv, [manifest, f"{rec}/tomogram.mrc"], [f"{tg}/targets.mrc"],
                           [f"tetris/{s}", rec], meta))
 
+    if not cfg.training.enabled:
+        return steps  # a simulation-only run: samples, tilt series, tomograms
     # train on the training samples, validate on the validation samples.
     argv = ["templearn-deepfinder-train", "train"]
     inputs, deps, val = [], [], []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import threading
 from pathlib import Path
 
 from templearn.atomic import write_text, save_figure
@@ -19,9 +20,16 @@ from . import graph
 from .config import RunConfig
 
 
+_PYPLOT = threading.Lock()   # pyplot's state is global: runs in threads (the ablation study) take turns
+
+
 def write_report(run_dir: Path, cfg: RunConfig, steps: list[graph.Step], ledger) -> Path:
     """Write ``run_dir/report.md`` and ``run_dir/report.html``; returns the Markdown path."""
-    run_dir = Path(run_dir)
+    with _PYPLOT:
+        return _write_report(Path(run_dir), cfg, steps, ledger)
+
+
+def _write_report(run_dir: Path, cfg: RunConfig, steps: list[graph.Step], ledger) -> Path:
     blocks: list[tuple[str, object]] = []   # ("md", text) | ("img", (relpath, caption))
     md = blocks.append
 

@@ -192,20 +192,43 @@ def run(
         return RunResult(run_dir, list(will_run), [s.id for s in selected if s.id not in will_run], None)
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "logs").mkdir(exist_ok=True)
     if config_path.resolve() != (run_dir / "config.yaml").resolve():
         write_text(run_dir / "config.yaml", config_path.read_text())
     write_json(run_dir / "config.resolved.json", to_dict(cfg))
     write_json(run_dir / "plan.json", {"steps": [
         {"id": s.id, "stage": s.stage, "kind": s.kind, "argv": s.argv, "deps": s.deps, "outputs": s.outputs}
         for s in steps]})
-    ledger = ledger or Ledger(run_dir)
+    write_commands(run_dir, steps)
+    ran, skipped, ledger = execute(selected, run_dir, forced=forced, force=force, jobs=jobs, emit=emit,
+                                   reason=f"--only {only}", ledger=ledger)
 
+    from .report import write_report
+
+    report = write_report(run_dir, cfg, steps, ledger)
+    return RunResult(run_dir, ran, skipped, report)
+
+
+def execute(
+    selected: list[graph.Step],
+    run_dir: Path,
+    *,
+    forced: set[str] = frozenset(),
+    force: bool = False,
+    jobs: int = 1,
+    emit: Callable[[Event], None] = lambda e: None,
+    reason: str = "forced",
+    ledger: Ledger | None = None,
+) -> tuple[list[str], list[str], Ledger]:
+    """Run ``selected`` steps (in dependency order) in ``run_dir``, skipping those up to date in
+    its ledger; returns (ran, skipped, ledger). Raises :class:`TemplearnError` on a failed step."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "logs").mkdir(exist_ok=True)
+    ledger = ledger or Ledger(run_dir)
+    total = len(selected)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env.setdefault("MPLBACKEND", "Agg")
 
-    write_commands(run_dir, steps)
     order = {s.id: n for n, s in enumerate(selected, 1)}
     done: set[str] = set()
     pending = list(selected)
@@ -231,7 +254,7 @@ def run(
         running: dict = {}
         while (pending or running) and not failure:
             for s in [s for s in pending if all(d in done for d in s.deps if d in order)]:
-                why = ("forced" if force else f"--only {only}") if (force or s.id in forced) else ledger.why_stale(s)
+                why = ("forced" if force else reason) if (force or s.id in forced) else ledger.why_stale(s)
                 if why is None:
                     pending.remove(s)
                     done.add(s.id)
@@ -259,11 +282,7 @@ def run(
     if failure:
         step, msg = failure[0]
         raise TemplearnError(f"step {step.id} failed: {msg}", run_dir / "logs" / f"{_log_name(step)}.log")
-
-    from .report import write_report
-
-    report = write_report(run_dir, cfg, steps, ledger)
-    return RunResult(run_dir, ran, skipped, report)
+    return ran, skipped, ledger
 
 
 def report_only(config_path: str | os.PathLike, run_dir: str | os.PathLike) -> Path:

@@ -154,6 +154,29 @@ def test_evaluate_with_picks_as_truth_and_explicit_distance(tmp_path):
     assert not (out / "angles.png").exists()
 
 
+def test_evaluate_with_a_mask_counts_only_what_is_inside(tmp_path):
+    # 8 true particles; 6 picked (found), 2 missed, plus 2 false picks. The mask keeps x < 175 Å:
+    # only the particles and picks there count, so the counts are those of the left half.
+    truth = tmp_path / "truth.xml"
+    xyz = _points(8) / VS
+    write_picks(truth, Picks(xyz, VS, "t", 1, 1.0))
+    false = np.array([[120.0, 120.0, 120.0], [260.0, 260.0, 260.0]]) / VS
+    picks = tmp_path / "picks.csv"
+    write_picks(picks, Picks(np.concatenate([xyz[:6], false]), VS, "t", 1, 1.0))
+    mask = np.zeros((48, 48, 48), np.int8)
+    mask[:, :, : int(175 / VS)] = 1
+    write_mrc(tmp_path / "mask.mrc", mask, VS)
+    out = tmp_path / "ev"
+    assert cli(["evaluate", "--picks", picks, "--truth", truth, "--voxel-size", VS, "--distance", 30,
+                "--mask", tmp_path / "mask.mrc", "--out", out]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    left = xyz[:, 0] * VS < 175 - VS / 2
+    expect = (int(left[:6].sum()), int((false[:, 0] * VS < 175 - VS / 2).sum()), int(left[6:].sum()))
+    assert (rep["best"]["tp"], rep["best"]["fp"], rep["best"]["fn"]) == expect
+    assert sum(expect) < 10   # the mask did leave something out
+    assert rep["tomograms"][0]["n_truth"] == int(left.sum())
+
+
 def test_evaluate_errors_keep_earlier_outputs(tmp_path, capsys):
     m = _manifest(tmp_path / "s.json")
     good = _picks_of(m, tmp_path / "good.csv")

@@ -43,12 +43,13 @@ def evaluate(
     baseline: Optional[List[Path]] = typer.Option(None, "--baseline", help="Picks of a second method (e.g. `match`), paired with --truth; reported beside."),
     name: str = typer.Option("template learning", "--name", help="Name of the --picks method in the report and plots."),
     baseline_name: str = typer.Option("template matching", "--baseline-name", help="Name of the --baseline method."),
+    mask: Optional[List[Path]] = typer.Option(None, "--mask", help="MRC mask of the tomogram, paired with --truth (repeat): only picks and true particles on non-zero voxels count."),
 ) -> None:
     """Precision, recall, F1 over the score threshold: report.json, pr_curve.png, f1_box.png, angles.png."""
     from .evaluate import run_evaluate
 
     run_evaluate(picks, truth, out, distance=distance, target=target, voxel_size=voxel_size,
-                 baseline=baseline or None, name=name, baseline_name=baseline_name)
+                 baseline=baseline or None, name=name, baseline_name=baseline_name, masks=mask or None)
 
 
 @app.command("match")

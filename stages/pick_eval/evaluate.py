@@ -121,21 +121,52 @@ def _check_inside(picks: Picks, truth: Truth, path: Path) -> None:
         )
 
 
-def load_pairs(picks_paths, truth_paths, target=None, voxel_size=None) -> list[TomogramData]:
+def load_pairs(picks_paths, truth_paths, target=None, voxel_size=None, masks=None) -> list[TomogramData]:
     picks_paths = [Path(p) for p in picks_paths]
     truth_paths = [Path(p) for p in truth_paths]
     if not picks_paths:
         raise TemplearnError("give at least one --picks file")
     if len(picks_paths) != len(truth_paths):
         raise TemplearnError(f"--picks and --truth come in pairs: got {len(picks_paths)} picks files and {len(truth_paths)} truth files")
+    if masks and len(masks) != len(truth_paths):
+        raise TemplearnError(f"--mask pairs with --truth: got {len(masks)} masks and {len(truth_paths)} truth files")
     out = []
-    for pp, tp in zip(picks_paths, truth_paths):
+    for i, (pp, tp) in enumerate(zip(picks_paths, truth_paths)):
         truth = load_truth(tp, target, voxel_size)
         picks = _read_picks_or_empty(pp, voxel_size, truth.voxel_size)
         picks = _select_target(picks, truth.target, truth.label, pp)
         _check_inside(picks, truth, pp)
+        if masks:
+            picks, truth = _within_mask(Path(masks[i]), picks, truth)
         out.append(TomogramData(pp, picks, truth))
     return out
+
+
+def inside_mask(mask: np.ndarray, mask_voxel: float, xyz: np.ndarray) -> np.ndarray:
+    """Which points (``(n, 3)`` Å, ``[x, y, z]``) fall on a non-zero voxel of ``mask`` ([z, y, x])."""
+    idx = np.rint(np.asarray(xyz, float).reshape(-1, 3)[:, ::-1] / mask_voxel).astype(int)
+    ok = np.all((idx >= 0) & (idx < np.array(mask.shape)), axis=1)
+    keep = np.zeros(len(idx), bool)
+    keep[ok] = mask[tuple(idx[ok].T)] != 0
+    return keep
+
+
+def _within_mask(path: Path, picks: Picks, truth: Truth) -> tuple[Picks, Truth]:
+    """Picks and true particles inside the mask only (the paper's masked evaluation)."""
+    from dataclasses import replace
+
+    from templearn.mrc import read_mrc
+
+    mask, voxel = read_mrc(path)
+    if not np.any(mask):
+        raise TemplearnError("mask is empty (all zero): nothing would be evaluated", path)
+    extent = np.array(mask.shape[::-1], float) * voxel     # [x, y, z] Å; z may differ (slab thickness)
+    if truth.box is not None and not np.allclose(extent[:2], truth.box[:2], atol=voxel):
+        raise TemplearnError(f"mask spans {np.round(extent[:2], 1).tolist()} Å in x, y but the truth's volume "
+                             f"spans {np.round(truth.box[:2], 1).tolist()} Å: a mask of another tomogram?", path)
+    keep = inside_mask(mask, voxel, truth.xyz)
+    truth = replace(truth, xyz=truth.xyz[keep], euler=None if truth.euler is None else truth.euler[keep])
+    return picks.select(inside_mask(mask, voxel, picks.xyz_angstrom())), truth
 
 
 def _read_picks_or_empty(path: Path, voxel_size: float | None, truth_voxel_size: float | None) -> Picks:
@@ -269,18 +300,20 @@ def run_evaluate(
     baseline: list[str | os.PathLike] | None = None,
     name: str = "template learning",
     baseline_name: str = "template matching",
+    masks: list[str | os.PathLike] | None = None,
 ) -> dict:
     """Evaluate ``picks`` (and optionally ``baseline`` picks of another method) against ``truth``,
     pairwise; write ``report.json``, ``pr_curve.png``, ``f1_box.png``, ``angles.png`` (when
-    orientations are known) and ``provenance.json`` into ``out_dir``. Returns the report."""
+    orientations are known) and ``provenance.json`` into ``out_dir``. Returns the report.
+    ``masks`` (one MRC per truth): only picks and true particles on non-zero voxels count."""
     from templearn import provenance
     from templearn.atomic import write_json
 
     from . import plots
 
     out_dir = Path(out_dir)
-    data = load_pairs(picks, truth, target, voxel_size)
-    base = load_pairs(baseline, truth, target, voxel_size) if baseline else None
+    data = load_pairs(picks, truth, target, voxel_size, masks)
+    base = load_pairs(baseline, truth, target, voxel_size, masks) if baseline else None
     if distance is None:
         distance = default_distance(data)
     if not distance > 0:
@@ -300,9 +333,10 @@ def run_evaluate(
         outputs.append(out_dir / "angles.png")
         plots.orientations(outputs[-1], methods)
     write_json(outputs[0], report)
-    inputs = [*map(Path, picks), *map(Path, truth), *map(Path, baseline or [])]
+    inputs = [*map(Path, picks), *map(Path, truth), *map(Path, baseline or []), *map(Path, masks or [])]
     provenance.record(out_dir, "pick-eval evaluate",
                       {"distance": distance, "target": report["target"], "voxel_size": voxel_size,
-                       "name": name, "baseline_name": baseline_name if base is not None else None},
+                       "name": name, "baseline_name": baseline_name if base is not None else None,
+                       "masked": bool(masks)},
                       inputs=inputs, outputs=outputs)
     return report
