@@ -25,8 +25,9 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=1, help="steps run at once within a variant")
     args = ap.parse_args()
 
-    from templearn.errors import TemplearnError
     from templearn.orchestrator.ablation import run_study
+
+    from templearn.errors import TemplearnError
 
     config = HERE / "ablation_full.yaml" if args.full else args.config
     t0 = time.monotonic()

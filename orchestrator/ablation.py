@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -186,7 +187,7 @@ def build_testset(study: Study, out: Path, emit) -> list[HeldOutTomogram]:
         tomogram = tdir / "reconstruct" / tomo / "tomogram.mrc"
         mask_path = out / "masks" / f"{tomo}.mrc"
         volume, voxel = read_mrc(tomogram)
-        mask = border_mask(volume.shape, int(round(t.mask_border / voxel)))
+        mask = border_mask(volume.shape, round(t.mask_border / voxel))
         if not mask_path.is_file() or not np.array_equal(read_mrc(mask_path)[0] != 0, mask):
             mask_path.parent.mkdir(parents=True, exist_ok=True)
             write_mrc(mask_path, mask.astype(np.int8), voxel)
@@ -386,8 +387,8 @@ def table(rows: list[dict]) -> str:
             return "–"
         return f"{t['packing_fraction']:.2f}, {t['targets']:.0f} + {t['distractors']:.0f}"
 
-    out = ["| variant | F1 (P / R) | F1 with mask (P / R) | paper F1 | paper F1 with mask "
-           "| training samples: packing fraction, targets + distractors |",
+    out = [("| variant | F1 (P / R) | F1 with mask (P / R) | paper F1 | paper F1 with mask "
+            "| training samples: packing fraction, targets + distractors |"),
            "|---|---|---|---|---|---|"]
     for r in rows:
         out.append(f"| {r['variant']} | {cell(r['all'])} | {cell(r['mask'])} | {paper(r['paper'][0])} "
@@ -401,18 +402,18 @@ def _markdown(study: Study, rows: list[dict], out: Path) -> str:
     full = n.get("full")
     lines = [
         f"# Ablation study: {run_cfg.name}\n\n",
-        "F1 at the best size threshold over all test tomograms (precision / recall), each model "
+        ("F1 at the best size threshold over all test tomograms (precision / recall), each model "
         f"picking the same {t.n_tomograms} test tomogram(s): {t.engine} engine, "
         f"{'Volta phase plate' if t.phase_plate else 'no phase plate'}, defocus {t.defocus_um} µm, "
         f"{t.dose:g} e/Å², ±{t.tilt_range:g}° step {t.tilt_step:g}°, tetris seeds from {t.seed}. "
-        f"With mask: picks and particles within {t.mask_border:g} Å of a face left out.\n\n",
+        f"With mask: picks and particles within {t.mask_border:g} Å of a face left out.\n\n"),
         table(rows),
         "\nVariants:\n\n",
         *(f"- `{r['variant']}`: {r['what']}" + (f" (training {r['train_seconds']:.0f} s)" if r.get("train_seconds") else "")
           + "\n" for r in rows),
     ]
     if full:
-        lines.append(f"\nThe full method's F1 minus each variant's: " + ", ".join(
+        lines.append("\nThe full method's F1 minus each variant's: " + ", ".join(
             f"{r['variant']} {full['all']['f1'] - r['all']['f1']:+.2f}" for r in rows if r is not full) + ".\n")
     lines += ["\n![F1 per variant](f1_bars.png)\n", "\n![Precision-recall](pr_curves.png)\n",
               "\nTraining curves: " + ", ".join(f"[{v}](variants/{v}/train/curves.png)" for v in study.variants.run) + ".\n"]

@@ -13,13 +13,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from templearn.orchestrator import graph
+from templearn.orchestrator.ablation import (
+    VARIANTS,
+    HeldOutTomogram,
+    _evaluate_steps,
+    _volume_steps,
+    border_mask,
+    load_study,
+    variant_config,
+)
+from templearn.stages.tetris.cli import app as tetris
 
 from templearn.cli_util import run as run_app
 from templearn.errors import TemplearnError
-from templearn.orchestrator import graph
-from templearn.orchestrator.ablation import (VARIANTS, HeldOutTomogram, border_mask, load_study, variant_config,
-                                             _evaluate_steps, _volume_steps)
-from templearn.stages.tetris.cli import app as tetris
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = ROOT / "benchmarks" / "ablation.yaml"

@@ -353,13 +353,7 @@ class Packer:
                 blocks = tiers.order[nxt:nxt + chunk]
                 nxt, chunk = nxt + len(blocks), 2 * chunk
                 v = (self.block_base[blocks, None] + self.block_rel[None, :]).ravel()
-                v = v[self.free_flat[v] >= rho]
-                cands = v - anchor_off
-                d = self.free_flat[cands]
-                ok = (d >= shape.r_in) & (d > 0)
-                if np.isfinite(upper):
-                    ok &= d <= upper
-                cands, v = cands[ok], v[ok]
+                cands, v = self._anchored(v, shape, anchor_off, rho, upper)
                 pool = np.concatenate([pool, cands])
                 pool_c = np.concatenate([pool_c, self.crowd_flat[v]])
             if not len(pool):
@@ -373,14 +367,9 @@ class Packer:
             n *= 2  # if nothing here fits, look further in larger steps
             failed += 1
             batch = self._fits(self._medial(batch, shape), core_off)
-            if not len(batch):
-                continue
-            contact = self._contact(batch, shell_off)
-            m = contact.max()
-            if m > 0:
-                tied = np.flatnonzero(contact == m)
-                j = int(tied[self.rng.integers(len(tied))]) if len(tied) > 1 else int(tied[0])
-                best = (int(batch[j]), int(m))
+            found = self._most_contact(batch, shell_off)
+            if found is not None:
+                best = found
         return self._unflat(np.array([self._climb(best, core_off, shell_off)[0]]))[0]
 
     def _probe(self, shape, live, anchor_off, rho, upper, core_off, shell_off):
@@ -389,23 +378,36 @@ class Packer:
         for _ in range(PROBE_ROUNDS):
             draw = self.rng.integers(0, len(live) * nb, PROBES)
             b, w = np.divmod(draw, nb)
-            v = self.block_base[live[b]] + self.block_rel[w]
-            v = v[self.free_flat[v] >= rho]
-            cands = v - anchor_off
-            d = self.free_flat[cands]
-            ok = (d >= shape.r_in) & (d > 0)
-            if np.isfinite(upper):
-                ok &= d <= upper
-            cands = self._fits(self._medial(cands[ok], shape), core_off)
-            if not len(cands):
-                continue
-            contact = self._contact(cands, shell_off)
-            m = contact.max()
-            if m > 0:
-                tied = np.flatnonzero(contact == m)
-                j = int(tied[self.rng.integers(len(tied))]) if len(tied) > 1 else int(tied[0])
-                return int(cands[j]), int(m)
+            cands, _ = self._anchored(self.block_base[live[b]] + self.block_rel[w], shape, anchor_off, rho, upper)
+            found = self._most_contact(self._fits(self._medial(cands, shape), core_off), shell_off)
+            if found is not None:
+                return found
         return None
+
+    def _anchored(self, v: np.ndarray, shape, anchor_off, rho, upper) -> tuple[np.ndarray, np.ndarray]:
+        """Anchor voxels ``v`` (flat) with room for the widest inscribed ball (free distance >=
+        ``rho``), and the centres they give whose own free distance allows the molecule (at least
+        its inner radius, at most ``upper`` so it can touch): ``(centres, anchors)``."""
+        v = v[self.free_flat[v] >= rho]
+        cands = v - anchor_off
+        d = self.free_flat[cands]
+        ok = (d >= shape.r_in) & (d > 0)
+        if np.isfinite(upper):
+            ok &= d <= upper
+        return cands[ok], v[ok]
+
+    def _most_contact(self, cands: np.ndarray, shell_off) -> tuple[int, int] | None:
+        """(candidate, contact) of most contact among fitting ``cands`` (ties: seeded draw); None
+        when none touches anything."""
+        if not len(cands):
+            return None
+        contact = self._contact(cands, shell_off)
+        m = contact.max()
+        if m <= 0:
+            return None
+        tied = np.flatnonzero(contact == m)
+        j = int(tied[self.rng.integers(len(tied))]) if len(tied) > 1 else int(tied[0])
+        return int(cands[j]), int(m)
 
     def _medial(self, cands: np.ndarray, shape: Shape) -> np.ndarray:
         """Candidates where each of the core's widest inscribed balls lies in free space."""
