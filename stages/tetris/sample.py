@@ -27,7 +27,7 @@ from templearn.manifest import Instance, Manifest, StructureEntry
 from templearn.progress import track
 
 from .distractors import Source, distractor_sources, target_sources, variant_sources
-from .packing import CANDIDATES, Packer, core_radius, make_shape
+from .packing import Packer, core_radius, make_shape
 
 OUTPUTS = ("sample.json", "occupancy.mrc", "instances.mrc", "classes.mrc", "density.mrc", "slices.png")
 
@@ -78,7 +78,7 @@ def pack(
     max_molecules: int | None = None,
     max_fraction: float | None = None,
     max_failures: int = 3,
-    candidates: int = CANDIDATES,
+    candidates: int = 2048,
     seed: int = 0,
     cache: str | os.PathLike | None = None,
     name: str = "sample",
