@@ -135,3 +135,21 @@ def test_study_config_errors_name_the_key(tmp_path):
     with pytest.raises(TemplearnError, match="needs full"):
         load_study(tmp_path / "c.yaml")
     assert np.isclose(load_study(STUDY).variants.crowding, 0.3)
+
+
+def test_variant_configs_pass_the_run_config_checks(tmp_path, study_out):
+    from templearn.config import to_dict
+    from templearn.orchestrator.config import load_config
+
+    study = load_study(STUDY)
+    tomo = tmp_path / "t.mrc"
+    tomo.write_bytes(b"")   # load_config checks that experimental tomograms exist
+    held = [HeldOutTomogram("t", tomo, tmp_path / "s.json", tmp_path / "m.mrc")]
+    doc = to_dict(variant_config(study, "no_distractors", study_out, held))
+    (tmp_path / "nod.yaml").write_text(yaml.safe_dump(doc))
+    cfg = load_config(tmp_path / "nod.yaml")
+    assert cfg.tetris.ratio == 0 and not cfg.distractors and not cfg.distractor_list
+    doc["tetris"]["ratio"] = 2.0   # distractors wanted but none given
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(doc))
+    with pytest.raises(TemplearnError, match="tetris.ratio: 0 for none"):
+        load_config(tmp_path / "bad.yaml")
