@@ -192,6 +192,10 @@ def build_testset(study: Study, out: Path, emit) -> list[HeldOutTomogram]:
             mask_path.parent.mkdir(parents=True, exist_ok=True)
             write_mrc(mask_path, mask.astype(np.int8), voxel)
         tomos.append(HeldOutTomogram(tomo, tomogram, tdir / "tetris" / s / "sample.json", mask_path))
+    from templearn import provenance
+
+    provenance.record(out / "masks", "ablation masks", {"mask_border_angstrom": t.mask_border},
+                      inputs=[h.tomogram for h in tomos], outputs=[h.mask for h in tomos])
     return tomos
 
 
