@@ -6,7 +6,8 @@ maximum, stop at the first molecule whose maximum is <= 0. Both use the same mol
 cores and shells (templearn.stages.tetris.packing.make_shape), the same order of structures
 (exact 1:ratio), the same walls, one thread.
 
-Run:  python benchmarks/bench_tetris.py [--baseline-count 150] [--small-box 24 64 64] [--full-candidates [8192 ...]]
+Run:  python benchmarks/bench_tetris.py [--baseline-count 150] [--small-box 24 64 64] [--small-seeds 0 1 ... 7]
+      [--repeats 3] [--full-candidates N ...]
 
 Prints: molecules per minute (wall and CPU) and packing fraction, on 192x192x64 voxels at 16 Å
 with the six nucleosomes and the shared distractors (paper list, copies per round, 1:2). The
@@ -32,8 +33,8 @@ if SHARED.is_dir():
 from templearn.density import structure_map  # noqa: E402
 from templearn.euler import random_euler  # noqa: E402
 from templearn.stages.tetris.distractors import distractor_sources, target_sources  # noqa: E402
+from templearn.stages.tetris.packing import CANDIDATES, make_shape  # noqa: E402
 from templearn.stages.tetris.sample import _Queue, pack  # noqa: E402
-from templearn.stages.tetris.packing import make_shape  # noqa: E402
 
 
 def baseline(sources, maps, box, *, ratio, dilation=1, sigma=2.0, seed=0, max_molecules=None, penalty=1e4):
@@ -71,7 +72,7 @@ def baseline(sources, maps, box, *, ratio, dilation=1, sigma=2.0, seed=0, max_mo
                 wall=time.monotonic() - t0, cpu=time.process_time() - c0)
 
 
-def ours(sources, box, *, ratio, seed=0, cache=None, max_molecules=None, candidates=2048):
+def ours(sources, box, *, ratio, seed=0, cache=None, max_molecules=None, candidates=CANDIDATES):
     """templearn's pack(); wall and CPU include its set-up (maps from the cache, the first distance map)."""
     t0, c0 = time.monotonic(), time.process_time()
     r = pack(sources=sources, box=box, ratio=ratio, seed=seed, cache=cache, max_molecules=max_molecules,
@@ -95,8 +96,12 @@ def main():
     ap.add_argument("--baseline-count", type=int, default=150)
     ap.add_argument("--ratio", type=float, default=2.0)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--full-candidates", type=int, nargs="*", default=[8192],
-                    help="extra saturation runs on the full box with these --candidates (none: skip)")
+    ap.add_argument("--small-seeds", type=int, nargs="+", default=list(range(8)),
+                    help="seeds of the small-box comparison (default: 0-7)")
+    ap.add_argument("--full-candidates", type=int, nargs="*", default=[],
+                    help="extra saturation runs on the full box with these --candidates")
+    ap.add_argument("--repeats", type=int, default=3, help="saturation runs of the full box (the median is judged)")
+    ap.add_argument("--target-cpu", type=float, default=90.0, help="seconds of CPU to saturate the full box (issue 3)")
     ap.add_argument("--cache", default=str(Path.home() / ".cache" / "templearn" / "maps"))
     args = ap.parse_args()
 
@@ -118,26 +123,45 @@ def main():
     print(_row(f"baseline (first {args.baseline_count})", b))
     o_n = ours(sources, box, ratio=args.ratio, seed=args.seed, cache=args.cache, max_molecules=args.baseline_count)
     print(_row(f"templearn (first {args.baseline_count})", o_n))
-    o = ours(sources, box, ratio=args.ratio, seed=args.seed, cache=args.cache)
-    print(_row("templearn (to saturation)", o) + f"   stop: {o['stop']}, skipped {o['skipped']}")
+    # The same run's CPU time varies by up to ~30 % on these shared machines: saturate
+    # --repeats times (same seed, same result) and judge the median.
+    runs = []
+    for k in range(args.repeats):
+        runs.append(ours(sources, box, ratio=args.ratio, seed=args.seed, cache=args.cache))
+        print(_row(f"templearn (to saturation) #{k + 1}", runs[-1]) +
+              f"   stop: {runs[-1]['stop']}, skipped {runs[-1]['skipped']}")
+    o = sorted(runs, key=lambda r: r["cpu"])[len(runs) // 2]
     for cand in args.full_candidates:
         o8 = ours(sources, box, ratio=args.ratio, seed=args.seed, cache=args.cache, candidates=cand)
         print(_row(f"templearn --candidates {cand} (sat.)", o8) + f"   stop: {o8['stop']}, skipped {o8['skipped']}")
     print(f"speed-up, molecules per minute: {(o['molecules'] / o['wall']) / (b['molecules'] / b['wall']):.1f}x wall, "
-          f"{(o['molecules'] / o['cpu']) / (b['molecules'] / b['cpu']):.1f}x cpu (full saturation run vs baseline rate)")
+          f"{(o['molecules'] / o['cpu']) / (b['molecules'] / b['cpu']):.1f}x cpu (median saturation run vs baseline rate)")
+    print(f"TARGET saturate {box[::-1]} in <= {args.target_cpu:g} s CPU (median of {len(runs)}; "
+          f"{min(r['cpu'] for r in runs):.1f}-{max(r['cpu'] for r in runs):.1f} s): {o['cpu']:.1f} s -> "
+          f"{'met' if o['cpu'] <= args.target_cpu else 'MISSED'}")
 
     small = tuple(args.small_box)
-    print(f"\nsmall box {small[::-1]} (x y z): both to saturation")
+    seeds = args.small_seeds
+    print(f"\nsmall box {small[::-1]} (x y z): both to saturation, defaults (--candidates {CANDIDATES})")
     print(head)
-    bs = baseline(sources, maps, small, ratio=args.ratio, seed=args.seed)
-    print(_row("baseline (to first misfit)", bs))
-    for cand in (2048, 8192):
-        os_ = ours(sources, small, ratio=args.ratio, seed=args.seed, cache=args.cache, candidates=cand)
-        print(_row(f"templearn --candidates {cand} (sat.)", os_) + f"   stop: {os_['stop']}")
-        print(f"  speed-up {(os_['molecules'] / os_['cpu']) / (bs['molecules'] / bs['cpu']):.1f}x cpu, "
-              f"{(os_['molecules'] / os_['wall']) / (bs['molecules'] / bs['wall']):.1f}x wall; packing fraction "
-              f"{os_['fraction']:.3f} vs {bs['fraction']:.3f}")
-
+    ours_f, base_f = [], []
+    for seed in seeds:
+        bs = baseline(sources, maps, small, ratio=args.ratio, seed=seed)
+        print(_row(f"baseline seed {seed} (to first misfit)", bs))
+        os_ = ours(sources, small, ratio=args.ratio, seed=seed, cache=args.cache)
+        print(_row(f"templearn seed {seed} (sat.)", os_) + f"   stop: {os_['stop']}")
+        print(f"  speed-up {(os_['molecules'] / os_['cpu']) / (bs['molecules'] / bs['cpu']):.1f}x cpu; packing fraction "
+              f"{os_['fraction']:.3f} vs {bs['fraction']:.3f} ({os_['fraction'] - bs['fraction']:+.3f})")
+        ours_f.append(os_["fraction"])
+        base_f.append(bs["fraction"])
+    # One seed is one random draw for both (the baseline alone spans ~0.025 over seeds 0-7), so
+    # the target compares means over the seeds; the per-seed wins are printed beside it.
+    o_m, b_m = np.mean(ours_f), np.mean(base_f)
+    wins = sum(o >= b for o, b in zip(ours_f, base_f))
+    print(f"packing fraction over seeds {seeds}: templearn {o_m:.4f} ± {np.std(ours_f):.4f}, "
+          f"baseline {b_m:.4f} ± {np.std(base_f):.4f}; templearn >= baseline on {wins} of {len(seeds)} seeds")
+    print(f"TARGET mean packing fraction >= baseline's at the defaults: {o_m:.4f} vs {b_m:.4f} -> "
+          f"{'met' if o_m >= b_m else 'MISSED'}")
 
 if __name__ == "__main__":
     main()

@@ -137,6 +137,29 @@ def test_max_fraction_stops_early(tmp_path, nucleosome_paths):
     assert 0.1 <= r.stats["packing_fraction"] < 0.15
 
 
+def test_partial_packing_is_crowded_alike_everywhere(tmp_path, nucleosome_paths):
+    """--max-fraction spreads molecules through the box; growing from the most crowded spots
+    (what saturation does) would fill the faces first and leave the centre empty."""
+    central = {}
+    for spread in (True, False):
+        r = pack_sample([str(nucleosome_paths[0])], out=tmp_path / str(spread), distractors=["1s3x", "3qm1", "4uic"],
+                        box=(16, 48, 48), ratio=2, max_fraction=0.25, spread=None if spread else False)
+        assert r.manifest.params["spread"] is spread
+        occ = r.occupancy
+        central[spread] = occ[:, 12:36, 12:36].mean() / occ.mean()  # the central quarter of the slab
+    assert 0.7 < central[True] < 1.5, central
+    assert central[False] < 0.2, central
+
+
+def test_cli_candidates_default_is_the_packers():
+    import inspect
+
+    from templearn.stages.tetris.cli import pack
+    from templearn.stages.tetris.packing import CANDIDATES
+
+    assert inspect.signature(pack).parameters["candidates"].default.default == CANDIDATES
+
+
 def test_variants_join_their_template(tmp_path):
     src = resolve("1ake")
     st = read_structure(src)
@@ -187,3 +210,44 @@ def test_density_command_keeps_mass(tmp_path):
     assert vs == 10.0
     assert vol.sum() * vs**3 == pytest.approx(D.map_integral(D.electrons(atoms.element), 20.0), rel=1e-3)
     np.testing.assert_allclose(meta["center"], atoms.center_of_mass())
+
+
+def _blob_map(n_voxels: int, size: int = 11, scale=(1.0, 1.0, 1.0)):
+    """A synthetic StructureMap: an (anisotropic) Gaussian blob whose molecular volume is ``n_voxels``."""
+    g = np.indices((size,) * 3) - size // 2
+    vol = np.exp(-sum((g[i] / scale[i]) ** 2 for i in range(3)) / 4.0).astype(np.float32)
+    mass_kda = n_voxels * 16.0**3 / D.VOLUME_PER_DALTON / 1000
+    return D.StructureMap(vol, np.zeros(3), np.zeros(3), 16.0, 32.0, mass_kda, 1, "synthetic")
+
+
+def test_inscribed_balls_lie_inside_the_core(nucleosome_paths):
+    """The search demands free space around each inscribed ball: each must be wholly core."""
+    from templearn.euler import random_euler
+    from templearn.stages.tetris.packing import make_shape
+
+    smap = D.structure_map(nucleosome_paths[0], 16.0, 32.0)
+    for smap_, eulers in ((smap, random_euler(np.random.default_rng(0), 4)), (_blob_map(40, scale=(2.5, 1, 1)), [(0, 0, 0)])):
+        for euler in eulers:
+            s = make_shape(smap_, euler, sigma=SIGMA)
+            offsets = np.argwhere(np.ones(s.core.shape, bool)) - smap_.half
+            assert s.ball_r[0] == s.ball_r.max() and s.ball_r[0] + 1e-2 >= s.r_in  # the anchor is the widest
+            for q, r in zip(s.ball_zyx, s.ball_r):
+                inside = ((offsets - q) ** 2).sum(1) < r**2
+                assert inside.sum() >= 1 and s.core.ravel()[inside].all()
+
+
+def test_saturation_leaves_no_touching_place():
+    """When the search says "fits nowhere", no position in the whole box fits and touches (checked by brute force)."""
+    from templearn.stages.tetris.packing import Packer, make_shape
+
+    smap = _blob_map(19, scale=(1.6, 1.0, 1.0))
+    box = np.array((9, 10, 13))
+    packer = Packer(tuple(box), smap.half + 2, np.random.default_rng(0))
+    for euler in ((0, 0, 0), (90, 90, 0), (0, 90, 90)):  # three orientations, one after the other
+        shape = make_shape(smap, euler, sigma=SIGMA)
+        while (pos := packer.find(shape)) is not None:
+            packer.place(shape, pos)
+        every = packer._flat(np.indices(box).reshape(3, -1).T)
+        fits = packer._fits(every, shape.core_zyx @ packer.strides)
+        assert not (packer._contact(fits, shape.shell_zyx @ packer.strides) > 0).any()
+    assert packer.fraction() > 0.3

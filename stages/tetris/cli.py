@@ -32,7 +32,8 @@ def pack(
     max_molecules: Optional[int] = typer.Option(None, "--max-molecules", help="stop after this many molecules"),
     max_fraction: Optional[float] = typer.Option(None, "--max-fraction", help="stop when this fraction of the box is occupied"),
     max_failures: int = typer.Option(3, "--max-failures", help="retire a structure after it fitted nowhere this many times"),
-    candidates: int = typer.Option(2048, "--candidates", help="placements scored per molecule: more packs denser (8192 matches the paper's global search), slower"),
+    candidates: int = typer.Option(256, "--candidates", help="positions scored exactly per molecule, the most crowded of the whole box where it may fit (doubling while none fits)"),
+    spread: Optional[bool] = typer.Option(None, "--spread/--no-spread", help="grow from random points (each molecule at the most contact near one), so a partial packing is crowded alike everywhere; default: with --max-fraction"),
     seed: int = typer.Option(0, "--seed", help="random seed"),
     cache: Optional[Path] = typer.Option(None, "--cache", help="folder caching density maps between runs"),
 ) -> None:
@@ -43,7 +44,7 @@ def pack(
                 distractor_list=distractor_list, skip_missing=skip_missing, name=name, box=box,
                 voxel_size=voxel_size, resolution=resolution, ratio=ratio, dilation=dilation, sigma=sigma,
                 threshold=threshold, max_molecules=max_molecules, max_fraction=max_fraction,
-                max_failures=max_failures, candidates=candidates, seed=seed, cache=cache)
+                max_failures=max_failures, candidates=candidates, spread=spread, seed=seed, cache=cache)
 
 
 @app.command()

@@ -27,7 +27,7 @@ from templearn.manifest import Instance, Manifest, StructureEntry
 from templearn.progress import track
 
 from .distractors import Source, distractor_sources, target_sources, variant_sources
-from .packing import Packer, core_radius, make_shape
+from .packing import CANDIDATES, Packer, core_radius, make_shape
 
 OUTPUTS = ("sample.json", "occupancy.mrc", "instances.mrc", "classes.mrc", "density.mrc", "slices.png")
 
@@ -78,12 +78,17 @@ def pack(
     max_molecules: int | None = None,
     max_fraction: float | None = None,
     max_failures: int = 3,
-    candidates: int = 2048,
+    candidates: int = CANDIDATES,
+    spread: bool | None = None,
     seed: int = 0,
     cache: str | os.PathLike | None = None,
     name: str = "sample",
 ) -> PackResult:
-    """Pack ``sources`` into a box of ``box`` = ``[nz, ny, nx]`` voxels of ``voxel_size`` Å."""
+    """Pack ``sources`` into a box of ``box`` = ``[nz, ny, nx]`` voxels of ``voxel_size`` Å.
+
+    ``spread`` (default: when ``max_fraction`` is set) grows the sample from random points rather
+    than from its most crowded spots, so a partial packing is crowded alike everywhere.
+    """
     box = [int(b) for b in box]
     _check(box, voxel_size, resolution, ratio, dilation, sigma, threshold, max_molecules, max_fraction, candidates)
     targets = [s for s in sources if s.cls == "target"]
@@ -108,7 +113,9 @@ def pack(
     # Free distances matter up to the farthest a shell reaches (rotation changes a core's
     # radius by about a voxel, hence the +1.5).
     reach = max(core_radius(maps[s.key], sigma=sigma, threshold=threshold) for s in sources) + dilation + 1.5
-    packer = Packer(box, margin, rng, reach=reach, candidates=candidates)
+    if spread is None:
+        spread = max_fraction is not None
+    packer = Packer(box, margin, rng, reach=reach, candidates=candidates, spread=spread)
     target_names = list(dict.fromkeys(s.target for s in targets))
     by_key = {s.key: s for s in sources}
     queues = {"target": _Queue(targets, rng), "distractor": _Queue(distractors, rng)}
@@ -175,7 +182,7 @@ def pack(
         )
     params = dict(voxel_size=voxel_size, resolution=resolution, ratio=ratio, dilation=dilation, sigma=sigma,
                   threshold=threshold, max_molecules=max_molecules, max_fraction=max_fraction,
-                  max_failures=max_failures, candidates=candidates)
+                  max_failures=max_failures, candidates=candidates, spread=spread)
     manifest = Manifest(name=name, voxel_size=float(voxel_size), box=box, structures=structures,
                         instances=placed, targets=target_names, seed=seed, params=params)
     occupancy = (instances_grid > 0).astype(np.int8)
