@@ -53,10 +53,10 @@ def trained(tmp_path_factory, shared_structures):
     train_sample, train_tomo = _simulate(root, "train", 0, shared_structures)
     test_sample, test_tomo = _simulate(root, "test", 1, shared_structures)
     templearn("deepfinder-train", "targets", train_sample, "--tomogram", train_tomo, "--out", root / "targets")
-    # A short CPU training (160 batches of 8 patches of 32^3; the paper trains 10,000 of 25 x 48^3).
+    # A short CPU training (200 batches of 8 patches of 32^3; the paper trains 10,000 of 25 x 48^3).
     # Learning rate 5e-4: at 1e-3 one run stayed stuck predicting background only.
     templearn("deepfinder-train", "train", "--tomogram", train_tomo, "--targets", root / "targets" / "targets.mrc",
-              "--out", root / "model", "--epochs", 16, "--steps", 10, "--patch", 32, "--batch", 8, "--shift", 6,
+              "--out", root / "model", "--epochs", 20, "--steps", 10, "--patch", 32, "--batch", 8, "--shift", 6,
               "--val-steps", 2, "--learning-rate", 5e-4, "--seed", 0)
     return {"root": root, "model": root / "model" / "model.h5", "sample": test_sample, "tomogram": test_tomo}
 
