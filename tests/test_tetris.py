@@ -236,13 +236,16 @@ def test_inscribed_balls_lie_inside_the_core(nucleosome_paths):
                 assert inside.sum() >= 1 and s.core.ravel()[inside].all()
 
 
-def test_saturation_leaves_no_touching_place():
-    """When the search says "fits nowhere", no position in the whole box fits and touches (checked by brute force)."""
+@pytest.mark.parametrize("spread", [False, True])
+def test_saturation_leaves_no_touching_place(spread):
+    """When the search says "fits nowhere", no position in the whole box fits and touches (checked
+    by brute force). Spreading, a window's miss falls back to the whole box, where touching means
+    touching a molecule (walls do not count)."""
     from templearn.stages.tetris.packing import Packer, make_shape
 
     smap = _blob_map(19, scale=(1.6, 1.0, 1.0))
     box = np.array((9, 10, 13))
-    packer = Packer(tuple(box), smap.half + 2, np.random.default_rng(0))
+    packer = Packer(tuple(box), smap.half + 2, np.random.default_rng(0), spread=spread)
     for euler in ((0, 0, 0), (90, 90, 0), (0, 90, 90)):  # three orientations, one after the other
         shape = make_shape(smap, euler, sigma=SIGMA)
         while (pos := packer.find(shape)) is not None:

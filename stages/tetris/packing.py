@@ -249,11 +249,11 @@ class Packer:
         r = int(np.floor(self.reach))
         g = np.indices((2 * r + 1,) * 3).reshape(3, -1).T - r
         self.ball_zyx = g[(g**2).sum(1) <= self.reach**2]
-        ball = np.zeros((2 * r + 1,) * 3, np.float32)
-        ball[tuple((self.ball_zyx + r).T)] = 1
         if self.spread:
             self.crowd = np.zeros(self.grid.shape, np.int16)
         else:
+            ball = np.zeros((2 * r + 1,) * 3, np.float32)
+            ball[tuple((self.ball_zyx + r).T)] = 1
             self.crowd = np.rint(signal.fftconvolve(self.grid.astype(np.float32), ball, mode="same")).astype(np.int16)
         self.crowd_flat = self.crowd.ravel()
         self.occupied = 0
@@ -265,6 +265,8 @@ class Packer:
         self.block_rel = w @ self.strides
         bz, by, bx = np.indices(self.bshape).reshape(3, -1)
         self.block_base = (np.stack([bz, by, bx], 1) * BLOCK + p) @ self.strides
+        steps = (np.indices((3, 3, 3)).reshape(3, -1).T - 1) @ self.strides
+        self.steps = steps[steps != 0]  # the 26 neighbours, for hill climbing
         self._update_keys(np.zeros(3, np.int64), np.array(self.bshape, np.int64))
 
     # --- indexing ---------------------------------------------------------------------------
@@ -476,11 +478,9 @@ class Packer:
 
     def _climb(self, best, core_off, shell_off) -> tuple[int, int]:
         """Move to a neighbouring voxel while that adds contact (and still fits)."""
-        steps = (np.indices((3, 3, 3)).reshape(3, -1).T - 1) @ self.strides
-        steps = steps[steps != 0]
         pos, score = best
         for _ in range(CLIMB):
-            cands = self._fits(pos + steps, core_off)
+            cands = self._fits(pos + self.steps, core_off)
             if not len(cands):
                 break
             contact = self._contact(cands, shell_off)
@@ -520,7 +520,7 @@ class Packer:
         clo, chi = core_lo - r, core_hi + r
         n = chi - clo
         cs = np.array([n[1] * n[2], n[2], 1])
-        pts = ((cp + shape.core_zyx - clo) @ cs)[:, None] + ((self.ball_zyx + 0) @ cs)[None, :]
+        pts = ((cp + shape.core_zyx - clo) @ cs)[:, None] + (self.ball_zyx @ cs)[None, :]
         add = np.bincount(pts.ravel(), minlength=int(np.prod(n))).reshape(tuple(n)).astype(np.int16)
         self.crowd[clo[0]:chi[0], clo[1]:chi[1], clo[2]:chi[2]] += add
         # Keys of the blocks that either change touched.
