@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything templearn needs on a fresh Debian machine with Python >= 3.10:
 # a virtual environment with the project and all stages (and the test tools), plus python-parakeet
-# built for CPU when the CUDA compiler is there. Idempotent: a second run only checks.
+# built for CPU (with PyPI's CUDA compiler when the machine has none). Idempotent: a second run only checks.
 #   TEMPLEARN_VENV   where the environment lives (default ~/.cache/templearn/venv); outside the
 #                    clone so CI and later clones on the same machine reuse it.
 #   TEMPLEARN_NO_PARAKEET=1  skip the Parakeet build (its tests are then skipped, saying why).
@@ -36,11 +36,8 @@ fi
 
 cufft=$(ls -d "$venv"/lib/python3*/site-packages/nvidia/cu13/lib 2>/dev/null | head -n 1 || true)
 if [ -z "${TEMPLEARN_NO_PARAKEET:-}" ] && ! LD_LIBRARY_PATH="$cufft" "$venv/bin/python" -c "import parakeet, multem" 2>/dev/null; then
-  if command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; then
-    log "building python-parakeet for CPU (about 7 minutes, once per machine)"
-    bash "$here/scripts/install-parakeet-cpu.sh" "$venv" >&2
-  else
-    log "no CUDA compiler: python-parakeet not built; the 'parakeet' engine is unavailable (the 'fast' engine works)"
-  fi
+  # with the system's CUDA compiler, or with the one from PyPI's NVIDIA wheels when there is none
+  log "building python-parakeet for CPU (about 5-7 minutes, once per machine)"
+  bash "$here/scripts/install-parakeet-cpu.sh" "$venv" >&2
 fi
 echo "$venv"
