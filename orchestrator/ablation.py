@@ -119,7 +119,7 @@ def run_study(path: str | os.PathLike, out: str | os.PathLike, *, jobs: int = 1,
 
     def tests() -> list[HeldOutTomogram]:
         tomos = build_testset(study, out, emit)
-        execute(_match_steps(study, tomos), out, emit=lambda e: emit("match", e), ledger=ledger)
+        execute(match_steps(study.run, tomos), out, emit=lambda e: emit("match", e), ledger=ledger)
         return tomos
 
     # The test set (the slow, independent simulator) and template matching are made beside the
@@ -270,11 +270,12 @@ def _volume_steps(study: Study, out: Path) -> list[graph.Step]:
     return steps
 
 
-def _match_steps(study: Study, tomos: list[HeldOutTomogram]) -> list[graph.Step]:
-    tm = study.run.template_matching
+def match_steps(run_cfg: RunConfig, tomos: list) -> list[graph.Step]:
+    """Template matching on held-out tomograms (anything with ``.name`` and ``.tomogram``)."""
+    tm = run_cfg.template_matching
     if not tm.enabled:
         return []
-    template = tm.template or study.run.targets[0].templates[0]
+    template = tm.template or run_cfg.targets[0].templates[0]
     steps = []
     for t in tomos:
         sid = f"match/{t.name}"
