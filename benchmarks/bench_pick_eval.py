@@ -60,7 +60,7 @@ def bench_segmentation(shape):
 
 
 def bench_clustering(shape):
-    from templearn.stages.pick_eval.cluster import cluster_labelmap
+    from templearn.cluster import cluster_labelmap
 
     rng = np.random.default_rng(0)
     lab = np.zeros(shape, np.int8)

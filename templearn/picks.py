@@ -10,7 +10,8 @@ Formats, chosen by the file suffix:
 - ``.star``  RELION STAR: ``rlnTomoName``, ``rlnCoordinateX/Y/Z`` (voxels of the tomogram),
   ``rlnAngleRot/Tilt/Psi``, ``rlnClassNumber``, ``rlnAutopickFigureOfMerit``,
   ``rlnDetectorPixelSize`` (the voxel size in Å).
-- ``.csv``   ``tomogram,x,y,z,voxel_size,class_label,class_name,score,rot,tilt,psi`` (voxels).
+- ``.csv``   ``tomogram,x,y,z,voxel_size,class_label,class_name,score,rot,tilt,psi[,accepted]``
+  (voxels); ``accepted`` (1/0) marks candidates the picker's default cut keeps (``candidates.csv``).
 - ``.xml``   DeepFinder object list: ``<objlist><object tomo_idx obj_id class_label x y z phi psi
   the cluster_size/>``, voxels; ``phi, the, psi`` carry our ``rot, tilt, psi``; tomograms are
   numbered in order of first appearance. The XML has no voxel size: readers must be told.
@@ -45,6 +46,9 @@ class Picks:
     score: np.ndarray                    # (n,) float
     euler: np.ndarray | None = None      # (n, 3) degrees, ZYZ RELION
     class_names: dict[int, str] = field(default_factory=dict)
+    # (n,) bool: the picks the picker's default cut accepts; None means all. Rejected candidates
+    # are kept (written with accepted = 0 in CSV) so that a user can move the cut afterwards.
+    accepted: np.ndarray | None = None
 
     def __post_init__(self):
         self.xyz = np.asarray(self.xyz, dtype=float).reshape(-1, 3)
@@ -54,6 +58,8 @@ class Picks:
         self.score = _broadcast(self.score, n, float)
         if self.euler is not None:
             self.euler = np.asarray(self.euler, dtype=float).reshape(n, 3)
+        if self.accepted is not None:
+            self.accepted = _broadcast(self.accepted, n, bool)
 
     def __len__(self) -> int:
         return len(self.xyz)
@@ -67,7 +73,12 @@ class Picks:
         return Picks(
             self.xyz[mask], self.voxel_size, self.tomogram[mask], self.label[mask], self.score[mask],
             None if self.euler is None else self.euler[mask], dict(self.class_names),
+            None if self.accepted is None else self.accepted[mask],
         )
+
+    def written(self) -> "Picks":
+        """The accepted picks only (what the picks files a user imports hold)."""
+        return self if self.accepted is None else self.select(self.accepted)
 
     def xyz_angstrom(self) -> np.ndarray:
         return self.xyz * self.voxel_size
@@ -119,12 +130,14 @@ def _write_star(path: Path, picks: Picks) -> None:
 
 def _write_csv(path: Path, picks: Picks) -> None:
     a = _angles(picks)
-    lines = ["tomogram,x,y,z,voxel_size,class_label,class_name,score,rot,tilt,psi"]
+    flag = picks.accepted is not None
+    lines = ["tomogram,x,y,z,voxel_size,class_label,class_name,score,rot,tilt,psi" + (",accepted" if flag else "")]
     for i in range(len(picks)):
         x, y, z = picks.xyz[i]
         lines.append(
             f"{picks.tomogram[i]},{x:.3f},{y:.3f},{z:.3f},{picks.voxel_size:g},{picks.label[i]},"
             f"{picks.class_name(picks.label[i])},{picks.score[i]:.6g},{a[i,0]:.3f},{a[i,1]:.3f},{a[i,2]:.3f}"
+            + (f",{int(picks.accepted[i])}" if flag else "")
         )
     write_text(path, "\n".join(lines) + "\n")
 
@@ -234,6 +247,7 @@ def _read_csv(path, voxel_size, tomogram):
         df["tomogram"].astype(str).to_numpy() if "tomogram" in df else np.full(n, tomogram or ""),
         df["class_label"].to_numpy(int) if "class_label" in df else np.ones(n, int),
         df["score"].to_numpy(float) if "score" in df else np.ones(n), euler, names,
+        df["accepted"].to_numpy(int).astype(bool) if "accepted" in df else None,
     )
 
 

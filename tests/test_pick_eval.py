@@ -15,7 +15,7 @@ from templearn.manifest import Instance, Manifest, StructureEntry
 from templearn.mrc import read_mrc, write_mrc
 from templearn.picks import Picks, read_picks, write_picks
 from templearn.stages.pick_eval.cli import app
-from templearn.stages.pick_eval.cluster import cluster_labelmap
+from templearn.cluster import cluster_labelmap
 from templearn.stages.pick_eval.matching import match, prf
 from templearn.stages.pick_eval.rotations import rotate_volume
 from templearn.stages.pick_eval.spectrum import radial_amplitude

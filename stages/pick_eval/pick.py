@@ -10,7 +10,7 @@ import numpy as np
 from templearn.errors import TemplearnError
 
 from . import segment as seg
-from .cluster import Clusters, cluster_labelmap
+from templearn.cluster import Clusters, cluster_labelmap
 
 DEFAULT_RADIUS = 10.0  # voxels: the paper's ribosome value (6 for nucleosomes)
 
