@@ -136,6 +136,9 @@ workflow {
         def with_truth = { ch -> ch.map { tomo, p -> [tomo_sample(tomo), tomo, p] }.combine(ch_truth, by: 0)
                                    .toSortedList { a, b -> a[1] <=> b[1] } }   // [[sample, tomo, picks, truth], ...]
         ch_learning = with_truth(PICK.out.picks)
+        // each picked tomogram in the same order, for evaluate's true/false/missed pictures
+        ch_eval_tomos = ch_learning.flatMap { it }.map { s, t, p, tr -> [t, s] }.combine(ch_test, by: 0)
+            .toSortedList { a, b -> a[0] <=> b[0] }.map { l -> l.collect { it[2] } }
         if (cfg('template_matching', 'enabled', true)) {
             def template = spec_name(cfg('template_matching', 'template', params.targets[0].templates[0]))
             MATCH(ch_test, template, ch_structures)
@@ -147,7 +150,8 @@ workflow {
         EVALUATE(
             ch_learning.map { l -> l.collect { it[2] } },
             ch_learning.map { l -> l.collect { it[3] } },
-            ch_baseline
+            ch_baseline,
+            ch_eval_tomos
         )
         ch_versions = ch_versions.mix(EVALUATE.out.versions)
     }

@@ -1,6 +1,6 @@
 """The transfer benchmark in one command: see orchestrator/transfer.py.
 
-    python benchmarks/transfer.py [--config benchmarks/transfer.yaml] [--out runs/transfer] [--testset-only]
+    python benchmarks/transfer.py [--config benchmarks/transfer.yaml] [--out runs/transfer] [--testset-only | --train-only]
 
 Prints, per test tomogram (Parakeet-simulated, packed another way, distractors never seen, slab in
 vacuum, both optical domains), F1 / precision / recall of the picks as written and at the best
@@ -25,6 +25,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=Path("runs/transfer"))
     ap.add_argument("--jobs", type=int, default=1, help="steps run at once within the training run")
     ap.add_argument("--testset-only", action="store_true", help="only simulate (or check) the test tomograms")
+    ap.add_argument("--train-only", action="store_true", help="only the training half (while the test set simulates elsewhere)")
     args = ap.parse_args()
 
     from templearn.errors import TemplearnError
@@ -42,6 +43,9 @@ def main() -> int:
         if args.testset_only:
             for t in transfer.build_testset(transfer.load_transfer(args.config), show):
                 print(f"{t.name}: {t.tomogram}")
+            return 0
+        if args.train_only:
+            print(f"model: {transfer.train_only(args.config, args.out, jobs=args.jobs, on_event=show)}")
             return 0
         report = transfer.run_transfer(args.config, args.out, jobs=args.jobs, on_event=show)
     except TemplearnError as exc:

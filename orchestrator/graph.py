@@ -15,8 +15,8 @@ condition KK)::
     reconstruct/<tomo>/tomogram.mrc        templearn-imod-recon reconstruct
     targets/<tomo>/targets.mrc             templearn-deepfinder-train targets
     train/model.h5                         templearn-deepfinder-train train
-    pick/<tomo>/picks.star                 templearn-pick-eval pick     (test and experimental tomograms)
-    match/<tomo>/picks.star                templearn-pick-eval match    (template-matching baseline)
+    pick/<tomo>/candidates.csv             templearn-pick-eval pick     (test and experimental tomograms)
+    match/<tomo>/candidates.csv                templearn-pick-eval match    (template-matching baseline)
     evaluate/report.json                   templearn-pick-eval evaluate (learning, matching as baseline)
 """
 
@@ -39,7 +39,7 @@ KINDS = {
     "match": "pick-eval",
     "evaluate": "pick-eval",
 }
-PICKS_FILE = "picks.star"
+PICKS_FILE = "candidates.csv"  # every candidate with the accepted flag: evaluate reports both
 
 
 @dataclass
@@ -237,6 +237,7 @@ def build(cfg: RunConfig) -> list[Step]:
     for flag, v in (("--epochs", tr.epochs), ("--steps", tr.steps), ("--patch", tr.patch),
                     ("--batch", tr.batch), ("--shift", tr.shift), ("--seed", seed)):
         _opt(argv, flag, v)
+    _opt(argv, "--cluster-radius", cfg.picking.radius)   # calibrates the default cut for this bandwidth
     argv += tr.extra_args
     steps.append(Step("train", "train", argv, inputs, ["train/model.h5"], deps))
 
@@ -261,7 +262,7 @@ def build(cfg: RunConfig) -> list[Step]:
         steps.append(Step(pid, "pick", argv, [tomogram, "train/model.h5"] + ([mask] if mask else []),
                           [f"{pid}/{PICKS_FILE}"], tdeps + ["train"], meta))
         if truth:
-            learning.append((f"{pid}/{PICKS_FILE}", truth, pid))
+            learning.append((f"{pid}/{PICKS_FILE}", truth, pid, tomogram))
         if cfg.template_matching.enabled:
             mid = f"match/{tomo}"
             tm = cfg.template_matching
@@ -272,22 +273,22 @@ def build(cfg: RunConfig) -> list[Step]:
             steps.append(Step(mid, "match", argv, [tomogram] + _files([template]), [f"{mid}/{PICKS_FILE}"],
                               list(tdeps), meta))
             if truth:
-                matching.append((f"{mid}/{PICKS_FILE}", truth, mid))
+                matching.append((f"{mid}/{PICKS_FILE}", truth, mid, tomogram))
 
     # one evaluation: Template Learning's picks, with template matching's as the baseline
     # (evaluate pairs --picks, --truth and --baseline by position).
     if learning:
-        argv = ["templearn-pick-eval", "evaluate", *_rep("--picks", [p for p, _, _ in learning]),
-                *_rep("--truth", [t for _, t, _ in learning])]
-        inputs = [p for p, _, _ in learning] + [t for _, t, _ in learning]
-        deps = [d for _, _, d in learning]
+        argv = ["templearn-pick-eval", "evaluate", *_rep("--picks", [p for p, _, _, _ in learning]),
+                *_rep("--truth", [t for _, t, _, _ in learning]), *_rep("--tomogram", [m for _, _, _, m in learning])]
+        inputs = [p for p, _, _, _ in learning] + [t for _, t, _, _ in learning] + [m for _, _, _, m in learning]
+        deps = [d for _, _, d, _ in learning]
         if matching:
-            argv += _rep("--baseline", [p for p, _, _ in matching])
-            inputs += [p for p, _, _ in matching]
-            deps += [d for _, _, d in matching]
+            argv += _rep("--baseline", [p for p, _, _, _ in matching])
+            inputs += [p for p, _, _, _ in matching]
+            deps += [d for _, _, d, _ in matching]
         argv += ["--out", "evaluate"]
         _opt(argv, "--distance", cfg.evaluation.distance)
-        deps += sorted({"/".join(t.split("/")[:2]) for _, t, _ in learning if t.startswith("tetris/")})
+        deps += sorted({"/".join(t.split("/")[:2]) for _, t, _, _ in learning if t.startswith("tetris/")})
         steps.append(Step("evaluate", "evaluate", argv, inputs, ["evaluate/report.json"], deps))
     return steps
 

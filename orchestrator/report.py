@@ -63,8 +63,11 @@ def _write_report(run_dir: Path, cfg: RunConfig, steps: list[graph.Step], ledger
         slice_png = _tomogram_slice(run_dir, f"reconstruct/{t0}/tomogram.mrc", run_dir / "report_files" / "tomogram.png")
         if slice_png:
             md(("img", (slice_png, f"Central slice of the test tomogram {t0}")))
-        if (run_dir / "pick" / t0 / "picks.png").is_file():
-            md(("img", (f"pick/{t0}/picks.png", f"Template Learning picks in {t0}")))
+        for rel, caption in (("evaluate/slices_01.png", f"Template Learning picks as written in {t0}: true, false, missed"),
+                             (f"pick/{t0}/picks.png", f"Template Learning picks in {t0} (rejected dashed)"),
+                             (f"pick/{t0}/cluster_sizes.png", f"Cluster sizes in {t0} and the default cut")):
+            if (run_dir / rel).is_file():
+                md(("img", (rel, caption)))
 
     md(("md", "\n## Steps\n\n" + _steps_table(steps, ledger) +
         "\nEvery step's command line is in `commands.sh`, its output in `logs/`, its parameters, seed and "
@@ -84,28 +87,34 @@ def _load(path: Path) -> dict | None:
 
 
 def _f1_tables(ev: dict) -> str:
-    """Overall table (method rows) and per-tomogram table (Template Learning beside matching)."""
+    """Overall table (method rows) and per-tomogram table: the picks as written (each picker's
+    default cut, what a user gets) beside the best threshold (chosen with the truth, an upper bound)."""
     methods = [(ev.get("method", "template learning"), ev)]
     if ev.get("baseline"):
         methods.append((ev["baseline"].get("method", "template matching"), ev["baseline"]))
     dist = ev.get("distance_angstrom")
     out = [f"Matching distance {dist:.0f} Å" if dist else "", f"; target `{ev['target']}`" if ev.get("target") else "",
-           ". Scores thresholded at the value that maximizes F1 over all tomograms.\n\n",
-           "| method | F1 | precision | recall | TP | FP | FN | threshold |\n|---|---|---|---|---|---|---|---|\n"]
+           ". **As written**: the picks files as the picker wrote them, with its default cut and no truth "
+           "involved. **Best**: the threshold that maximizes F1 over all tomograms, chosen with the truth "
+           "(an upper bound).\n\n",
+           "| method | F1 as written | precision | recall | picks | TP | FP | FN | F1 best | best threshold |\n"
+           "|---|---|---|---|---|---|---|---|---|---|\n"]
     for name, m in methods:
-        b = m.get("best", {})
-        out.append(f"| {name} | **{_f(b.get('f1'))}** | {_f(b.get('precision'))} | {_f(b.get('recall'))} | "
-                   f"{b.get('tp', '')} | {b.get('fp', '')} | {b.get('fn', '')} | {_f(b.get('threshold'), 3)} |\n")
+        a, b = m.get("as_written", {}), m.get("best", {})
+        out.append(f"| {name} | **{_f(a.get('f1'))}** | {_f(a.get('precision'))} | {_f(a.get('recall'))} | "
+                   f"{a.get('tp', 0) + a.get('fp', 0) if a else ''} | {a.get('tp', '')} | {a.get('fp', '')} | "
+                   f"{a.get('fn', '')} | {_f(b.get('f1'))} | {_f(b.get('threshold'), 3)} |\n")
     per = [m.get("tomograms", []) for _, m in methods]
     if per and per[0]:
-        head = "| tomogram | truth | " + " | ".join(f"F1 {n} | picks {n}" for n, _ in methods) + " |\n"
+        head = "| tomogram | truth | " + " | ".join(f"{n}: F1 as written (picks) | best F1" for n, _ in methods) + " |\n"
         out.append("\nPer tomogram:\n\n" + head + "|---" * (2 + 2 * len(methods)) + "|\n")
         for i, t in enumerate(per[0]):
             name = Path(t.get("picks", f"#{i}")).parent.name or f"#{i}"
             cells = []
             for rows in per:
                 r = rows[i] if i < len(rows) else {}
-                cells += [_f(r.get("at_best", {}).get("f1")), str(r.get("n_picks", ""))]
+                a = r.get("as_written", {})
+                cells += [f"{_f(a.get('f1'))} ({a.get('n_picks', '')})", _f(r.get("at_best", {}).get("f1"))]
             out.append(f"| {name} | {t.get('n_truth', '')} | " + " | ".join(cells) + " |\n")
     return "".join(out)
 

@@ -295,6 +295,31 @@ def training_config(tr: Transfer, tomos: list[TestTomogram]) -> RunConfig:
     return cfg
 
 
+def _prepare(path: Path, out: Path) -> tuple[Transfer, Path]:
+    import yaml
+
+    tr = load_transfer(path)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "transfer.yaml", path.read_text())
+    train_dir = out / "train"
+    train_dir.mkdir(exist_ok=True)
+    cfg_path = train_dir / "config.yaml"
+    if not cfg_path.is_file():
+        write_text(cfg_path, yaml.safe_dump(to_dict(training_config(tr, [])), sort_keys=False))
+    return tr, cfg_path
+
+
+def train_only(path: str | os.PathLike, out: str | os.PathLike, *, jobs: int = 1,
+               on_event: Callable[[str, Event], None] | None = None) -> Path:
+    """Only the training half (samples, simulations, the model) in ``out/train``: it can run while
+    the test set is simulated elsewhere; :func:`run_transfer` resumes from it."""
+    path, out = Path(path), Path(out).resolve()
+    tr, cfg_path = _prepare(path, out)
+    emit = on_event or (lambda where, e: None)
+    run(cfg_path, cfg_path.parent, until="train", jobs=jobs, on_event=lambda e: emit("train", e))
+    return cfg_path.parent / "model.h5"
+
+
 def run_transfer(path: str | os.PathLike, out: str | os.PathLike, *, jobs: int = 1,
                  on_event: Callable[[str, Event], None] | None = None) -> Path:
     """Run (or resume) the benchmark in ``out``; returns the path of ``transfer.md``."""
@@ -303,10 +328,8 @@ def run_transfer(path: str | os.PathLike, out: str | os.PathLike, *, jobs: int =
     from .ablation import match_steps
 
     path, out = Path(path), Path(out).resolve()
-    tr = load_transfer(path)
+    tr, cfg_path = _prepare(path, out)
     emit = on_event or (lambda where, e: None)
-    out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "transfer.yaml", path.read_text())
     ledger = Ledger(out)
 
     from concurrent.futures import ThreadPoolExecutor
@@ -314,14 +337,10 @@ def run_transfer(path: str | os.PathLike, out: str | os.PathLike, *, jobs: int =
     # The slow, independent simulator runs beside the training (one process each: a 2-core machine).
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(build_testset, tr, emit)
-        train_dir = out / "train"
-        train_dir.mkdir(exist_ok=True)
-        cfg_path = train_dir / "config.yaml"
-        write_text(cfg_path, yaml.safe_dump(to_dict(training_config(tr, [])), sort_keys=False))
-        run(cfg_path, train_dir, until="train", jobs=jobs, on_event=lambda e: emit("train", e))
+        run(cfg_path, cfg_path.parent, until="train", jobs=jobs, on_event=lambda e: emit("train", e))
         tomos = pending.result()
     write_text(cfg_path, yaml.safe_dump(to_dict(training_config(tr, tomos)), sort_keys=False))
-    run(cfg_path, train_dir, jobs=jobs, on_event=lambda e: emit("pick", e))
+    run(cfg_path, cfg_path.parent, jobs=jobs, on_event=lambda e: emit("pick", e))
     execute(match_steps(tr.run, tomos), out, emit=lambda e: emit("match", e), ledger=ledger)
     execute(evaluate_steps(tr, tomos), out, emit=lambda e: emit("evaluate", e), ledger=ledger)
     return write_report(tr, tomos, out)
@@ -334,21 +353,11 @@ def evaluate_steps(tr: Transfer, tomos: list[TestTomogram]) -> list[graph.Step]:
         base = [f"match/{t.name}/{graph.PICKS_FILE}"] if tr.run.template_matching.enabled else []
         sid = f"evaluate/{t.name}"
         argv = ["templearn-pick-eval", "evaluate", "--picks", picks, "--truth", str(t.truth),
-                *graph._rep("--baseline", base), "--name", t.name, "--out", sid]
+                "--tomogram", str(t.tomogram), *graph._rep("--baseline", base), "--out", sid]
         if tr.run.evaluation.distance:
             argv += ["--distance", graph._num(tr.run.evaluation.distance)]
-        steps.append(graph.Step(sid, "evaluate", argv, [picks, *base, str(t.truth)], [f"{sid}/report.json"]))
+        steps.append(graph.Step(sid, "evaluate", argv, [picks, *base, str(t.truth), str(t.tomogram)], [f"{sid}/report.json"]))
     return steps
-
-
-def _as_written(method: dict) -> dict:
-    """The picks file as written: the sweep's lowest threshold keeps every pick."""
-    o = method["overall"]
-    i = int(np.argmin(o["threshold"])) if "threshold" in o else 0
-    tp, fp, fn = o["tp"][i], o["fp"][i], o["fn"][i]
-    p = tp / (tp + fp) if tp + fp else 0.0
-    r = tp / (tp + fn) if tp + fn else 0.0
-    return {"f1": 2 * p * r / (p + r) if p + r else 0.0, "precision": p, "recall": r, "tp": tp, "fp": fp, "fn": fn}
 
 
 def labelled_fraction(path: Path, label: int = 1) -> float:
@@ -367,7 +376,7 @@ def collect(tr: Transfer, tomos: list[TestTomogram], out: Path) -> list[dict]:
         for key, m in (("tl", rep), ("tm", rep.get("baseline"))):
             if m is None:
                 continue
-            row[key] = {"as_written": _as_written(m),
+            row[key] = {"as_written": {k: m["as_written"][k] for k in ("f1", "precision", "recall", "tp", "fp", "fn", "cut")},
                         "best": {k: m["best"][k] for k in ("f1", "precision", "recall", "tp", "fp", "fn", "threshold")}}
         seg = out / "train" / "pick" / f"exp_{t.name}" / "segmentation.mrc"
         row["labelled_fraction"] = labelled_fraction(seg) if seg.is_file() else None

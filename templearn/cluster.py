@@ -16,6 +16,8 @@ import numpy as np
 
 from templearn.errors import TemplearnError
 
+DEFAULT_RADIUS = 10.0  # voxels: the paper's ribosome bandwidth (6 for nucleosomes)
+
 
 @dataclass
 class Clusters:

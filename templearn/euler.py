@@ -53,3 +53,10 @@ def random_euler(rng: np.random.Generator, n: int | None = None) -> np.ndarray:
 def rotate_points(points, angles) -> np.ndarray:
     """Apply the pose ``A(angles)`` to points ``(n, 3)`` given as ``[x, y, z]``."""
     return np.asarray(points, dtype=float) @ euler_to_matrix(angles).T
+
+
+def viewing_direction(euler: np.ndarray) -> np.ndarray:
+    """The beam direction (z) seen in the template's frame, ``(n, 3)``: the direction
+    ``(rot, tilt)`` of the RELION angles, since ``Aᵀ e_z = Rz(rot) Ry(tilt) e_z``."""
+    a = euler_to_matrix(np.asarray(euler, float).reshape(-1, 3))
+    return np.einsum("nji,j->ni", a, np.array([0.0, 0.0, 1.0]))

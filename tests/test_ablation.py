@@ -97,7 +97,7 @@ def test_evaluations_pair_picks_truth_and_masks(tmp_path):
     picks = [argv[i + 1] for i, a in enumerate(argv) if a == "--picks"]
     truth = [argv[i + 1] for i, a in enumerate(argv) if a == "--truth"]
     masks = [argv[i + 1] for i, a in enumerate(argv) if a == "--mask"]
-    assert picks == [f"variants/no_nma/pick/exp_{t.name}/picks.star" for t in tomos]
+    assert picks == [f"variants/no_nma/pick/exp_{t.name}/candidates.csv" for t in tomos]
     assert truth == [str(t.truth) for t in tomos] and masks == [str(t.mask) for t in tomos]
     assert "--mask" not in steps["evaluate/no_nma"].argv
     assert argv.count("--baseline") == len(tomos)

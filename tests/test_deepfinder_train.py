@@ -164,8 +164,10 @@ def blob_data(tmp_path_factory):
         write_mrc(tmp / f"{name}.mrc", vol, VOXEL)
         write_mrc(tmp / f"{name}_targets.mrc", lab, VOXEL, dtype=np.int8)
         out[name] = (tmp / f"{name}.mrc", tmp / f"{name}_targets.mrc", centres)
-    (tmp / "train_targets.json").write_text(json.dumps({"classes": {"0": "background", "1": "blob"},
-                                                        "radius_angstrom": {"blob": 60.0}}))
+        (tmp / f"{name}_targets.json").write_text(json.dumps({"classes": {"0": "background", "1": "blob"},
+                                                              "radius_angstrom": {"blob": 60.0},
+                                                              "instances": {"blob": len(centres)},
+                                                              "positions_voxels": {"blob": centres[:, ::-1].tolist()}}))
     return tmp, out
 
 
@@ -205,6 +207,54 @@ def test_short_training_lowers_validation_loss(trained, blob_data):
     assert (trained / "curves.png").stat().st_size > 1000
     prov = json.loads((trained / "provenance.json").read_text())
     assert set(prov["outputs"]) == {"model.h5", "history.csv", "curves.png", "model_card.json"}
+
+
+@pytest.mark.deepfinder
+def test_model_card_carries_cluster_sizes_and_pick_cuts_by_them(trained, tmp_path):
+    """The card records the label size and the validation cluster sizes; `pick` with no threshold
+    given keeps the particles of a tomogram it never saw and drops the debris."""
+    from templearn.matching import match
+    from templearn.picks import read_picks
+    from templearn.stages.pick_eval.cli import app as pick_app
+
+    card = json.loads((trained / "model_card.json").read_text())
+    cal = card["calibration"]
+    c = cal["classes"]["1"]
+    assert cal["source"] == "validation tomograms"
+    assert c["radius_voxels"] == 6.0                               # 60 Å class radius at 10 Å/voxel
+    assert 600 < c["label_voxels_per_particle"] < 905              # a ball of 6 voxels, less overlaps
+    # (the fixture's blobs touch, so MeanShift merges some pairs of them into one cluster)
+    assert c["n_truth"] == 26 and c["n_true_clusters"] >= 0.4 * c["n_truth"]
+    assert c["default_min_size"] == max(1, round(0.5 * c["true_size_quantiles"]["q50"]))
+
+    # 12 particles apart from each other and 30 specks of debris (small, faint blobs), in noise.
+    rng = np.random.default_rng(12)
+    shape = np.array([40, 72, 72])
+    pts: list = []
+    while len(pts) < 42:
+        c_ = rng.uniform(6, shape - 6)
+        if all(np.linalg.norm(c_ - q) > 15 for q in pts):
+            pts.append(c_)
+    centres, specks = np.array(pts[:12]), np.array(pts[12:])
+    zz, yy, xx = np.indices(tuple(shape))
+    vol = rng.normal(0, 0.5, tuple(shape)).astype(np.float32)
+    for c_, (amp, sigma) in [(q, (1.0, 4.8)) for q in centres] + [(q, (0.8, 1.5)) for q in specks]:
+        vol += amp * np.exp(-((zz - c_[0]) ** 2 + (yy - c_[1]) ** 2 + (xx - c_[2]) ** 2) / (2 * sigma ** 2)).astype(np.float32)
+    write_mrc(tmp_path / "new.mrc", vol, VOXEL)
+    with pytest.raises(SystemExit) as exit_:
+        run(pick_app, ["pick", str(tmp_path / "new.mrc"), "--weights", str(trained / "model.h5"),
+                       "--out", str(tmp_path / "p"), "--crop", "3", "--overlap", "7"])
+    assert exit_.value.code in (0, None)
+    every = read_picks(tmp_path / "p" / "candidates.csv")
+    kept = read_picks(tmp_path / "p" / "picks.star", VOXEL)
+    assert len(kept) == int(every.accepted.sum())
+    truth = centres[:, ::-1]                                       # [x, y, z] voxels
+    m = match(kept.xyz, truth, 6.0)
+    assert m.tp >= 0.8 * len(truth), (m.tp, len(truth), len(kept))
+    assert m.fp <= 0.2 * len(truth), (m.fp, len(kept))
+    near_speck = match(kept.xyz, specks[:, ::-1], 3.0)
+    assert near_speck.tp == 0                                       # no speck of debris accepted
+    assert (tmp_path / "p" / "cluster_sizes.png").stat().st_size > 1000
 
 
 @pytest.mark.deepfinder

@@ -66,7 +66,7 @@ def test_template_learning_beats_template_matching(trained, tmp_path):
               "--radius", 6, "--crop", 4, "--overlap", 9)
     templearn("pick-eval", "match", trained["tomogram"], "--template", "6zu5", "--out", tmp_path / "tm",
               "--angular-step", 30, "--tilt-range", 60)
-    templearn("pick-eval", "evaluate", "--picks", tmp_path / "tl" / "clusters.csv", "--truth", trained["sample"],
+    templearn("pick-eval", "evaluate", "--picks", tmp_path / "tl" / "candidates.csv", "--truth", trained["sample"],
               "--baseline", tmp_path / "tm" / "picks.csv", "--out", tmp_path / "eval")
     report = json.loads((tmp_path / "eval" / "report.json").read_text())
     tl, tm = report["best"], report["baseline"]["best"]

@@ -16,7 +16,7 @@ from templearn.mrc import read_mrc, write_mrc
 from templearn.picks import Picks, read_picks, write_picks
 from templearn.stages.pick_eval.cli import app
 from templearn.cluster import cluster_labelmap
-from templearn.stages.pick_eval.matching import match, prf
+from templearn.matching import match, prf
 from templearn.stages.pick_eval.rotations import rotate_volume
 from templearn.stages.pick_eval.spectrum import radial_amplitude
 from templearn.stages.pick_eval.template_matching import wedge_weight
@@ -265,11 +265,19 @@ def test_template_matching_finds_the_particles(tmp_path):
     tpl = write_mrc(tmp_path / "tpl.mrc", _asymmetric_template(), VS)
     out = tmp_path / "tm"
     assert cli(["match", tomo, "--template", tpl, "--out", out, "--angular-step", 45, "--n-peaks", 20]) == 0
-    picks = read_picks(out / "picks.csv")
+    picks = read_picks(out / "candidates.csv")
     assert len(picks) == 20 and np.all(np.diff(picks.score) <= 0)
     top = picks.select(np.arange(len(picks)) < len(pos))
     m = match(top.xyz, pos, 2.0)
     assert m.tp >= 9  # of 10 particles, the 10 best peaks
+    # The false-alarm cut (1 noise peak expected over voxels x rotations) keeps the particles, drops the rest.
+    kept = read_picks(out / "picks.csv")
+    assert len(kept) == int(picks.accepted.sum()) and np.all(kept.score >= picks.score[~picks.accepted].max())
+    m = match(kept.xyz, pos, 2.0)
+    assert m.tp >= 9 and m.fp <= 1, (m.tp, m.fp)
+    prov = json.loads((out / "provenance.json").read_text())["summary"]
+    assert prov["n_trials"] == vol.size * prov["n_rotations"] and 0 < prov["search_std"] < prov["cut"]
+    picks = kept
     scores, vs = read_mrc(out / "scores.mrc")
     assert scores.shape == vol.shape and vs == VS
     # The same picks in every format.

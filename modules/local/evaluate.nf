@@ -8,6 +8,7 @@ process EVALUATE {
     path picks,    stageAs: 'in/learning/p???/*'
     path truth,    stageAs: 'in/truth/t???/*'
     path baseline, stageAs: 'in/matching/m???/*'   // [] without template matching
+    path tomograms, stageAs: 'in/tomograms/v???/*' // paired with truth: the true/false/missed pictures
 
     output:
     path "evaluate/report.json", emit: report
@@ -20,8 +21,9 @@ process EVALUATE {
     def pick_args = as_list(picks).collect { p -> "--picks ${p}" }.join(' ')
     def truth_args = as_list(truth).collect { t -> "--truth ${t}" }.join(' ')
     def baseline_args = as_list(baseline).collect { b -> "--baseline ${b}" }.join(' ')
+    def tomo_args = as_list(tomograms).collect { v -> "--tomogram ${v}" }.join(' ')
     """
-    templearn-pick-eval evaluate ${pick_args} ${truth_args} ${baseline_args} --out evaluate ${args}
+    templearn-pick-eval evaluate ${pick_args} ${truth_args} ${baseline_args} ${tomo_args} --out evaluate ${args}
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":

@@ -10,7 +10,7 @@ process MATCH {
     path structures
 
     output:
-    tuple val(tomo), path("${tomo}/picks.star"), emit: picks
+    tuple val(tomo), path("${tomo}/candidates.csv"), emit: picks
     path "${tomo}/*",    emit: files
     path "versions.yml", emit: versions
 
@@ -27,7 +27,7 @@ process MATCH {
 
     stub:
     """
-    mkdir -p ${tomo} && touch ${tomo}/picks.star
+    mkdir -p ${tomo} && touch ${tomo}/candidates.csv
     echo '"${task.process}": {templearn: stub}' > versions.yml
     """
 }

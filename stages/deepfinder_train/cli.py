@@ -59,15 +59,19 @@ def train(
     learning_rate: float = typer.Option(1e-4, "--learning-rate", help="Adam learning rate (DeepFinder: 1e-4)."),
     class_name: List[str] = typer.Option([], "--class-name", help="Name of label 1, 2, ... (repeat); default: from "
                                                                    "targets.json beside the label maps."),
+    cluster_radius: List[float] = typer.Option([], "--cluster-radius", help="MeanShift bandwidth (voxels) that `pick` "
+                                               "will use, once or per class, for the card's cluster-size calibration "
+                                               "[default: the class radius from the targets]."),
 ) -> None:
-    """Train DeepFinder; write DIR/model.h5, history.csv, curves.png and model_card.json."""
+    """Train DeepFinder; write DIR/model.h5, history.csv, curves.png and model_card.json (with the
+    cluster sizes the model makes on validation, from which `pick` takes its default cut)."""
     from .run import run_train
     from .training import TrainParams
 
     params = TrainParams(epochs=epochs, steps=steps, patch=patch, batch=batch, shift=shift, val_steps=val_steps,
                          seed=seed, learning_rate=learning_rate)
     run_train(tomogram, targets, out, val_tomograms=val_tomogram, val_targets=val_targets, params=params,
-              init_weights=init_weights, names=class_name or None)
+              init_weights=init_weights, names=class_name or None, cluster_radius=cluster_radius or None)
 
 
 @app.command("finetune")

@@ -18,7 +18,7 @@ from templearn.errors import TemplearnError
 from templearn.mrc import read_mrc
 from templearn.picks import Picks, read_picks
 
-from . import dfcompat
+from . import calibrate, dfcompat
 from .data import Pair, check_same_voxel_size, make_pair
 from .targets import paint_ball
 from .report import write_outputs
@@ -117,6 +117,11 @@ def run_finetune(weights: str | os.PathLike, tomograms: Sequence[str | os.PathLi
                   "val_picks": [str(p) for p in val_picks], "radius": radius, "voxel_size": voxel_size,
                   "class_label": class_label}
     radii_by_name = {names.get(str(c), f"class{c}"): r for c, r in radii.items()}
+    # Cluster with the bandwidth the model was calibrated with before, so picking stays consistent.
+    before = (card.get("calibration") or {}).get("classes") or {}
+    radii_vox = {c: float(before[str(c)]["radius_voxels"]) if str(c) in before else calibrate.cluster_radii(None, names, radii_by_name, voxel)[c]
+                 for c in range(1, n_classes)}
+    extra = {"finetuned_from": {"weights": str(weights), "card": card.get("training_data")},
+             "calibration": calibrate.for_card(result.model, pairs, val_pairs, radii_vox)}
     return write_outputs(out, result, pairs, val_pairs, names, radii_by_name, voxel, "finetune", run_params,
-                         init_weights=str(weights), extra_card={"finetuned_from": {"weights": str(weights),
-                                                                                    "card": card.get("training_data")}})
+                         init_weights=str(weights), extra_card=extra)

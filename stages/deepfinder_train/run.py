@@ -8,7 +8,7 @@ from typing import Sequence
 
 from templearn.errors import TemplearnError
 
-from . import dfcompat
+from . import calibrate, dfcompat
 from .data import Pair, check_same_voxel_size, load_pairs
 from .report import write_outputs
 from .training import TrainParams, n_classes_of_pairs, train
@@ -41,9 +41,11 @@ def class_radii(pairs: Sequence[Pair]) -> dict[str, float]:
 def run_train(tomograms: Sequence[str | os.PathLike], targets: Sequence[str | os.PathLike], out: str | os.PathLike, *,
               val_tomograms: Sequence[str | os.PathLike] = (), val_targets: Sequence[str | os.PathLike] = (),
               params: TrainParams | None = None, init_weights: str | os.PathLike | None = None,
-              names: Sequence[str] | None = None) -> dict[str, Path]:
+              names: Sequence[str] | None = None, cluster_radius: Sequence[float] | None = None) -> dict[str, Path]:
     """Train DeepFinder on (tomogram, targets) MRC pairs and write ``out/model.h5``, ``history.csv``,
-    ``curves.png``, ``model_card.json`` and ``provenance.json``."""
+    ``curves.png``, ``model_card.json`` and ``provenance.json``. The card's ``calibration`` holds the
+    cluster sizes the trained model makes (:mod:`.calibrate`, MeanShift bandwidth ``cluster_radius``
+    voxels per class), from which ``pick`` takes its default cut."""
     params = (params or TrainParams()).check()
     if not tomograms:
         raise TemplearnError("give at least one --tomogram/--targets pair")
@@ -56,12 +58,15 @@ def run_train(tomograms: Sequence[str | os.PathLike], targets: Sequence[str | os
     if init_weights is not None:
         init, card = dfcompat.load_network(init_weights)
         _check_card_voxel(card, voxel, init_weights)
+    radii_vox = calibrate.cluster_radii(cluster_radius, labels, class_radii(pairs + val_pairs), voxel)
     result = train(pairs, val_pairs, params, n_classes=n_classes, init_model=init)
     run_params = {**vars(params), "tomograms": [str(t) for t in tomograms], "targets": [str(t) for t in targets],
                   "val_tomograms": [str(t) for t in val_tomograms], "val_targets": [str(t) for t in val_targets],
-                  "init_weights": None if init_weights is None else str(init_weights), "class_names": labels}
+                  "init_weights": None if init_weights is None else str(init_weights), "class_names": labels,
+                  "cluster_radius": radii_vox}
+    extra = {"calibration": calibrate.for_card(result.model, pairs, val_pairs, radii_vox)}
     return write_outputs(out, result, pairs, val_pairs, labels, class_radii(pairs + val_pairs), voxel, "train",
-                         run_params, init_weights=None if init_weights is None else str(init_weights))
+                         run_params, init_weights=None if init_weights is None else str(init_weights), extra_card=extra)
 
 
 VOXEL_MISMATCH = 0.05  # relative: a model applies to tomograms of about its voxel size

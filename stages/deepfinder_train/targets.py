@@ -178,6 +178,11 @@ def run_targets(sample: str | os.PathLike, tomogram: str | os.PathLike, out: str
         "format": "templearn.targets", "version": 1, "sample": manifest.name, "mode": mode, "voxel_size": voxel,
         "shape_zyx": list(labels.shape), "classes": {"0": "background", **{str(i + 1): c for i, c in enumerate(classes)}},
         "radius_angstrom": radii, "voxels": counts,
+        # particles per class (labelled voxels / instances = one particle's label, for calibration)
+        "instances": {c: int(len(manifest.positions("target", c))) for c in classes},
+        # their centres, [x, y, z] voxels: the truth calibration matches clusters to (label
+        # components merge touching particles)
+        "positions_voxels": {c: np.round(manifest.positions("target", c) / voxel, 2).tolist() for c in classes},
     })
     files["png"] = plot_targets(out / "targets.png", data, labels, classes, f"{manifest.name}: {mode} targets at {voxel:g} Å")
     params = {"sample": str(sample), "tomogram": str(tomogram), "mode": mode, "radius": radius,

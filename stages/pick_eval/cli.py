@@ -17,18 +17,19 @@ def pick(
     tomogram: Path = typer.Argument(..., help="Tomogram (MRC) at the model's voxel size."),
     weights: Path = typer.Option(..., "--weights", help="Trained model (.h5) with its model_card.json beside it."),
     out: Path = typer.Option(..., "--out", help="Output folder."),
-    radius: List[float] = typer.Option([10.0], "--radius", help="MeanShift bandwidth in voxels (10 ribosome, 6 nucleosome); repeat once per class for per-class radii."),
-    min_size: Optional[int] = typer.Option(None, "--min-size", help="Keep clusters of at least this many voxels [default: 10% of a sphere of the radius]."),
+    radius: List[float] = typer.Option([], "--radius", help="MeanShift bandwidth in voxels (10 ribosome, 6 nucleosome); repeat once per class for per-class radii [default: the model card's, else 10]."),
+    min_size: Optional[int] = typer.Option(None, "--min-size", help="Accept clusters of at least this many voxels [default: the model card's cut, half the median size of true clusters in validation]."),
+    n_particles: Optional[int] = typer.Option(None, "--n-particles", help="Accept the N largest clusters of each class instead (when the number of particles is known)."),
     mask: Optional[Path] = typer.Option(None, "--mask", help="MRC of the tomogram's shape; picks only where it is non-zero."),
     patch: Optional[int] = typer.Option(None, "--patch", help="Network input cube (multiple of 4) [default: the model card's, 48]."),
     crop: int = typer.Option(8, "--crop", help="Voxels dropped from each patch border."),
     overlap: int = typer.Option(21, "--overlap", help="Overlap of neighbouring patches (>= 2*crop+1)."),
     class_names: Optional[List[str]] = typer.Option(None, "--class-names", help="Names of classes 1..K (repeat) [default: the model card's]."),
 ) -> None:
-    """Segment TOMOGRAM, cluster (MeanShift), write picks (STAR, CSV, XML, copick), clusters.csv, segmentation.mrc, picks.png."""
+    """Segment TOMOGRAM, cluster (MeanShift), cut by cluster size; write accepted picks (STAR, CSV, XML, copick), candidates.csv (all, with the accepted flag), segmentation.mrc, picks.png, cluster_sizes.png."""
     from .pick import run_pick
 
-    run_pick(tomogram, weights, out, radius=radius, min_size=min_size, mask=mask, patch=patch, crop=crop,
+    run_pick(tomogram, weights, out, radius=radius or None, min_size=min_size, n_particles=n_particles, mask=mask, patch=patch, crop=crop,
              overlap=overlap, class_names=class_names)
 
 
@@ -44,12 +45,14 @@ def evaluate(
     name: str = typer.Option("template learning", "--name", help="Name of the --picks method in the report and plots."),
     baseline_name: str = typer.Option("template matching", "--baseline-name", help="Name of the --baseline method."),
     mask: Optional[List[Path]] = typer.Option(None, "--mask", help="MRC mask of the tomogram, paired with --truth (repeat): only picks and true particles on non-zero voxels count."),
+    tomogram: Optional[List[Path]] = typer.Option(None, "--tomogram", help="The tomogram (MRC), paired with --truth (repeat): draws its slices with true, false and missed picks."),
 ) -> None:
-    """Precision, recall, F1 over the score threshold: report.json, pr_curve.png, f1_box.png, angles.png."""
+    """Precision, recall, F1 of the picks as written and over the score threshold: report.json, pr_curve.png, f1_box.png, angles.png, slices_*.png."""
     from .evaluate import run_evaluate
 
     run_evaluate(picks, truth, out, distance=distance, target=target, voxel_size=voxel_size,
-                 baseline=baseline or None, name=name, baseline_name=baseline_name, masks=mask or None)
+                 baseline=baseline or None, name=name, baseline_name=baseline_name, masks=mask or None,
+                 tomograms=tomogram or None)
 
 
 @app.command("match")
@@ -65,12 +68,15 @@ def match(
     mask: Optional[Path] = typer.Option(None, "--mask", help="MRC of the tomogram's shape; peaks only where it is non-zero."),
     contrast: str = typer.Option("dark", "--contrast", help="'dark': particles darker than the solvent (raw cryo-ET); 'bright' otherwise."),
     class_name: Optional[str] = typer.Option(None, "--class-name", help="Name of the picked class [default: the template's file name]."),
+    false_alarms: float = typer.Option(1.0, "--false-alarms", help="Accept peaks above the NCC at which this many noise peaks are expected over the whole search (voxels x rotations)."),
+    min_score: Optional[float] = typer.Option(None, "--min-score", help="Accept peaks of at least this NCC instead."),
 ) -> None:
-    """Template matching (FLCF, missing-wedge aware): picks scored by NCC, scores.mrc, picks.png."""
+    """Template matching (FLCF, missing-wedge aware): peaks scored by NCC, cut at a false-alarm rate; picks, candidates.csv, scores.mrc, picks.png, scores.png."""
     from .template_matching import run_match
 
     run_match(tomogram, template, out, angular_step=angular_step, tilt_range=tilt_range, n_peaks=n_peaks,
-              min_distance=min_distance, resolution=resolution, mask=mask, contrast=contrast, class_name=class_name)
+              min_distance=min_distance, resolution=resolution, mask=mask, contrast=contrast, class_name=class_name,
+              false_alarms=false_alarms, min_score=min_score)
 
 
 @app.command("spectrum-match")

@@ -21,9 +21,10 @@ import numpy as np
 
 from templearn.errors import TemplearnError
 from templearn.manifest import Manifest
+from templearn.euler import viewing_direction
 from templearn.picks import Picks, read_picks
 
-from .matching import match, prf
+from templearn.matching import match, prf
 
 MAX_THRESHOLDS = 200
 PROTEIN_VOLUME_A3_PER_DA = 1.21  # partial specific volume of protein, Å^3 per Dalton
@@ -217,8 +218,31 @@ def _rates(tp, fp, fn):
     return arr[..., 0], arr[..., 1], arr[..., 2]
 
 
+def as_written(data: list[TomogramData], distance: float) -> dict:
+    """Precision, recall and F1 of the picks as the picker wrote them (its own default cut, the
+    ``accepted`` flag; all picks when the file has none): what a user without truth gets."""
+    rows = []
+    for d in data:
+        kept = d.picks.written()
+        m = match(kept.xyz_angstrom(), d.truth.xyz, distance)
+        p, r, f = prf(m.tp, m.fp, m.fn)
+        rows.append({"n_picks": len(kept), "tp": m.tp, "fp": m.fp, "fn": m.fn, "precision": p, "recall": r, "f1": f})
+    tp, fp, fn = (sum(r[k] for r in rows) for k in ("tp", "fp", "fn"))
+    p, r, f = prf(tp, fp, fn)
+    accepted = [d.picks.score[d.picks.accepted] for d in data if d.picks.accepted is not None]
+    rejected = [d.picks.score[~d.picks.accepted] for d in data if d.picks.accepted is not None]
+    cut = None  # the score cut the accepted flags amount to, when they are one threshold
+    if accepted and any(len(a) for a in accepted):
+        lo = float(min(a.min() for a in accepted if len(a)))
+        hi = max((float(r.max()) for r in rejected if len(r)), default=-np.inf)
+        cut = lo if hi < lo else None
+    return {"tp": tp, "fp": fp, "fn": fn, "precision": p, "recall": r, "f1": f, "cut": cut,
+            "flagged": bool(accepted), "f1_per_tomogram": [row["f1"] for row in rows], "tomograms": rows}
+
+
 def evaluate_method(data: list[TomogramData], distance: float) -> dict:
-    """The report of one picking method: curves per tomogram and overall, best threshold."""
+    """The report of one picking method: the picks as written, and curves per tomogram and overall
+    over the score threshold with the best one (an upper bound: it is chosen with the truth)."""
     scores = np.concatenate([d.picks.score for d in data]) if data else np.zeros(0)
     th = thresholds_for(scores)
     s = sweep(data, distance, th)
@@ -226,18 +250,20 @@ def evaluate_method(data: list[TomogramData], distance: float) -> dict:
     p, r, f = _rates(tp, fp, fn)
     best = int(np.argmax(f))  # first (lowest) threshold among ties: keeps the most picks
     pt, rt, ft = _rates(s["tp"], s["fp"], s["fn"])
+    written = as_written(data, distance)
     tomograms = []
     for i, d in enumerate(data):
         own = int(np.argmax(ft[i]))
         tomograms.append({
             "picks": str(d.picks_path), "truth": str(d.truth.path), "n_truth": int(len(d.truth.xyz)),
-            "n_picks": int(len(d.picks)),
+            "n_picks": int(len(d.picks)), "as_written": written["tomograms"][i],
             "at_best": {"tp": int(s["tp"][i, best]), "fp": int(s["fp"][i, best]), "fn": int(s["fn"][i, best]),
                         "precision": float(pt[i, best]), "recall": float(rt[i, best]), "f1": float(ft[i, best])},
             "own_best": {"threshold": float(th[own]), "f1": float(ft[i, own])},
             "precision": pt[i].tolist(), "recall": rt[i].tolist(), "f1": ft[i].tolist(),
         })
     report = {
+        "as_written": {k: v for k, v in written.items() if k != "tomograms"},
         "thresholds": th.tolist(),
         "overall": {"tp": tp.tolist(), "fp": fp.tolist(), "fn": fn.tolist(),
                     "precision": p.tolist(), "recall": r.tolist(), "f1": f.tolist()},
@@ -250,15 +276,6 @@ def evaluate_method(data: list[TomogramData], distance: float) -> dict:
     if orient is not None:
         report["orientation"] = orient
     return report
-
-
-def viewing_direction(euler: np.ndarray) -> np.ndarray:
-    """The beam direction (z) seen in the template's frame, ``(n, 3)``: the direction
-    ``(rot, tilt)`` of the RELION angles, since ``Aᵀ e_z = Rz(rot) Ry(tilt) e_z``."""
-    from templearn.euler import euler_to_matrix
-
-    a = euler_to_matrix(np.asarray(euler, float).reshape(-1, 3))
-    return np.einsum("nji,j->ni", a, np.array([0.0, 0.0, 1.0]))
 
 
 def orientation_recall(data: list[TomogramData], found: list[np.ndarray]) -> dict | None:
@@ -278,6 +295,26 @@ def orientation_recall(data: list[TomogramData], found: list[np.ndarray]) -> dic
     counts = [int(np.sum(idx == b)) for b in range(ORIENTATION_BINS)]
     return {"abs_cos_edges": edges.tolist(), "recall": recall, "n_truth": counts,
             "euler_found": e[f].tolist(), "euler_missed": e[~f].tolist()}
+
+
+def truth_picture(path: Path, tomogram, d: TomogramData, distance: float, method: str) -> Path:
+    """Slices of ``tomogram`` with the picks as written: true, false, and the particles missed."""
+    from templearn.mrc import read_mrc
+
+    from . import plots
+
+    volume, voxel = read_mrc(tomogram)
+    kept = d.picks.written()
+    xyz = kept.xyz_angstrom()
+    m = match(xyz, d.truth.xyz, distance)
+    hit = np.zeros(len(xyz), bool)
+    hit[m.pairs[:, 0]] = True
+    found = np.zeros(len(d.truth.xyz), bool)
+    found[m.pairs[:, 1]] = True
+    p, r, f = prf(m.tp, m.fp, m.fn)
+    return plots.truth_on_slices(path, volume, xyz[hit] / voxel, xyz[~hit] / voxel, d.truth.xyz[~found] / voxel,
+                                 distance / voxel, title=f"{Path(tomogram).name}, {method}, picks as written: "
+                                 f"{m.tp} true, {m.fp} false, {m.fn} missed (F1 {f:.2f})")
 
 
 def default_distance(data: list[TomogramData]) -> float:
@@ -301,11 +338,14 @@ def run_evaluate(
     name: str = "template learning",
     baseline_name: str = "template matching",
     masks: list[str | os.PathLike] | None = None,
+    tomograms: list[str | os.PathLike] | None = None,
 ) -> dict:
     """Evaluate ``picks`` (and optionally ``baseline`` picks of another method) against ``truth``,
     pairwise; write ``report.json``, ``pr_curve.png``, ``f1_box.png``, ``angles.png`` (when
     orientations are known) and ``provenance.json`` into ``out_dir``. Returns the report.
-    ``masks`` (one MRC per truth): only picks and true particles on non-zero voxels count."""
+    ``masks`` (one MRC per truth): only picks and true particles on non-zero voxels count.
+    ``tomograms`` (one MRC per truth): draw ``slices_<nn>[_baseline].png`` (in truth order), the picks as
+    written coloured true, false and missed."""
     from templearn import provenance
     from templearn.atomic import write_json
 
@@ -332,6 +372,13 @@ def run_evaluate(
     if any("orientation" in m for m in methods.values()):
         outputs.append(out_dir / "angles.png")
         plots.orientations(outputs[-1], methods)
+    if tomograms:
+        if len(tomograms) != len(data):
+            raise TemplearnError(f"--tomogram pairs with --truth: got {len(tomograms)} tomograms and {len(data)} truth files")
+        for suffix, dset, label in (("", data, name), ("_baseline", base, baseline_name)):
+            for i, (tomo, d) in enumerate(zip(tomograms, dset or []), 1):
+                outputs.append(truth_picture(out_dir / f"slices_{i:02d}{suffix}.png", tomo, d, distance, label))
+        report["pictures"] = [p.name for p in outputs if p.name.startswith("slices_")]
     write_json(outputs[0], report)
     inputs = [*map(Path, picks), *map(Path, truth), *map(Path, baseline or []), *map(Path, masks or [])]
     provenance.record(out_dir, "pick-eval evaluate",

@@ -9,16 +9,47 @@ import numpy as np
 
 from templearn.errors import TemplearnError
 
+from templearn.cluster import DEFAULT_RADIUS, Clusters, cluster_labelmap
+
 from . import segment as seg
-from templearn.cluster import Clusters, cluster_labelmap
-
-DEFAULT_RADIUS = 10.0  # voxels: the paper's ribosome value (6 for nucleosomes)
 
 
-def default_min_size(radius: float) -> int:
-    """10% of the volume of a sphere of the clustering radius: drops specks of noise while keeping
-    partly segmented particles; ``evaluate`` sweeps the threshold anyway (clusters.csv)."""
+
+def fallback_min_size(radius: float) -> int:
+    """For a model card without calibration (older models): 10% of the volume of a sphere of the
+    clustering radius, which drops specks of noise while keeping partly segmented particles."""
     return max(1, int(round(0.1 * 4.0 / 3.0 * np.pi * radius ** 3)))
+
+
+def calibrated(card: dict) -> dict[int, dict]:
+    """The card's per-class cluster-size calibration (see deepfinder_train.calibrate), by label."""
+    return {int(k): v for k, v in ((card.get("calibration") or {}).get("classes") or {}).items()}
+
+
+def default_radii(card: dict, n_classes: int) -> dict[int, float]:
+    """The bandwidth the model was calibrated with, else DEFAULT_RADIUS."""
+    cal = calibrated(card)
+    return {k: float(cal[k]["radius_voxels"]) if k in cal else DEFAULT_RADIUS for k in range(1, n_classes)}
+
+
+def cuts_for(clusters: Clusters, card: dict, radii: dict[int, float], min_size: int | None,
+             n_particles: int | None) -> tuple[dict[int, float], dict[int, str]]:
+    """Cluster-size cut per class and how it was chosen: ``min_size`` by hand, else the
+    ``n_particles`` largest clusters of each class, else the card's calibrated default."""
+    cal = calibrated(card)
+    cuts, rules = {}, {}
+    for k, r in radii.items():
+        if min_size is not None:
+            cuts[k], rules[k] = float(min_size), "--min-size"
+        elif n_particles is not None:
+            size = np.sort(clusters.size[clusters.label == k])[::-1]
+            cuts[k] = float(size[n_particles - 1]) if len(size) >= n_particles else 0.0
+            rules[k] = f"the {n_particles} largest clusters (--n-particles)"
+        elif cal.get(k, {}).get("default_min_size"):
+            cuts[k], rules[k] = float(cal[k]["default_min_size"]), "model card: " + cal[k]["rule"]
+        else:
+            cuts[k], rules[k] = float(fallback_min_size(r)), "10% of a sphere of the radius (no calibration in the model card)"
+    return cuts, rules
 
 
 def radii_for(radius: list[float] | float, n_classes: int) -> dict[int, float]:
@@ -33,6 +64,9 @@ def radii_for(radius: list[float] | float, n_classes: int) -> dict[int, float]:
     return {i + 1: float(v) for i, v in enumerate(r)}
 
 
+CANDIDATES = "candidates.csv"  # every cluster or peak, with the accepted flag (pick and match)
+
+
 def clusters_to_picks(clusters: Clusters, voxel_size: float, tomogram: str, names: dict[int, str]):
     from templearn.picks import Picks
 
@@ -45,8 +79,9 @@ def run_pick(
     weights: str | os.PathLike,
     out_dir: str | os.PathLike,
     *,
-    radius: list[float] | float = DEFAULT_RADIUS,
+    radius: list[float] | float | None = None,
     min_size: int | None = None,
+    n_particles: int | None = None,
     mask: str | os.PathLike | None = None,
     patch: int | None = None,
     crop: int = seg.DEFAULT_CROP,
@@ -54,11 +89,15 @@ def run_pick(
     class_names: list[str] | None = None,
 ) -> dict:
     """Segment ``tomogram`` with the model ``weights``, cluster each class (MeanShift, bandwidth
-    ``radius`` voxels), keep clusters of at least ``min_size`` voxels.
+    ``radius`` voxels, default the model card's), accept clusters at or above a size cut: ``min_size``
+    voxels by hand, the ``n_particles`` largest per class, or by default the cut the model card
+    derives from validation (:func:`cuts_for`).
 
-    Writes into ``out_dir``: ``picks.{star,csv,xml}``, ``picks_<class>.json`` (copick),
-    ``clusters.csv`` (every cluster, score = size, for ``evaluate``), ``segmentation.mrc`` (label
-    map, int8), ``picks.png`` and ``provenance.json``. Returns a summary (counts per class).
+    Writes into ``out_dir``: ``picks.{star,csv,xml}`` and ``picks_<class>.json`` (copick) with the
+    accepted picks; ``candidates.csv`` (every cluster, score = size, ``accepted`` 1/0, so the cut can
+    be moved and ``evaluate`` can sweep it); ``segmentation.mrc`` (label map, int8); ``picks.png``
+    (accepted and rejected on slices), ``cluster_sizes.png`` (histogram with the cut) and
+    ``provenance.json``. Returns a summary (counts per class).
     """
     from templearn import provenance
     from templearn.mrc import read_mrc, write_mrc
@@ -74,34 +113,41 @@ def run_pick(
     seg.check_voxel_size(voxel, card, tomogram, weights)
     n_classes = int(card["n_classes"])
     names = seg.class_names(card, class_names, n_classes, weights)
-    radii = radii_for(radius, n_classes)
-    if min_size is None:
-        min_size = default_min_size(min(radii.values()))
-    if min_size < 0:
+    radii = default_radii(card, n_classes) if radius is None or (not np.isscalar(radius) and not len(radius)) \
+        else radii_for(radius, n_classes)
+    if min_size is not None and min_size < 0:
         raise TemplearnError(f"--min-size must be >= 0, got {min_size}")
+    if n_particles is not None and n_particles < 1:
+        raise TemplearnError(f"--n-particles must be >= 1, got {n_particles}")
 
     labels = seg.segment_labels(model, volume, patch, crop, overlap, mask_arr)
     clusters = cluster_labelmap(labels, radii)
     name = tomogram.stem
     every = clusters_to_picks(clusters, voxel, name, names)
-    kept = every.select(every.score >= min_size)
+    cuts, rules = cuts_for(clusters, card, radii, min_size, n_particles)
+    every.accepted = every.score >= np.array([cuts[int(k)] for k in every.label]) if len(every) else np.zeros(0, bool)
+    kept = every.written()
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = [write_mrc(out_dir / "segmentation.mrc", labels, voxel, dtype=np.int8,
                          label=f"templearn pick-eval labels of {name}")]
-    written.append(write_picks(out_dir / "clusters.csv", every))
+    written.append(write_picks(out_dir / CANDIDATES, every))
     written += outputs.write_all(out_dir, kept)
-    png = out_dir / "picks.png"
-    plots.picks_on_slices(png, volume, kept.xyz, kept.label, max(radii.values()),
-                          title=f"{name}: {len(kept)} picks (clusters >= {min_size} voxels)")
-    written.append(png)
+    cut_text = ", ".join(f"{names[k]} >= {cuts[k]:g}" for k in cuts)
+    written.append(plots.picks_on_slices(out_dir / "picks.png", volume, kept.xyz, kept.label, max(radii.values()),
+                                         title=f"{name}: {len(kept)} picks (clusters {cut_text} voxels; rejected dashed)",
+                                         rejected=every.select(~every.accepted).xyz))
+    written.append(plots.score_histogram(
+        out_dir / "cluster_sizes.png", {names[k]: every.score[every.label == k] for k in cuts},
+        {names[k]: cuts[k] for k in cuts}, "cluster size (voxels)", f"{name}: clusters and the cut"))
     summary = {
         "tomogram": str(tomogram), "voxel_size": voxel, "n_clusters": len(clusters), "n_picks": len(kept),
         "per_class": {names[k]: int(np.sum(kept.label == k)) for k in names},
-        "min_size": int(min_size), "radius": radii,
+        "cut": {names[k]: cuts[k] for k in cuts}, "cut_rule": {names[k]: rules[k] for k in rules}, "radius": radii,
     }
     provenance.record(out_dir, "pick-eval pick",
-                      {"radius": radii, "min_size": min_size, "mask": mask, "patch": patch or card.get("patch"),
+                      {"radius": radii, "min_size": min_size, "n_particles": n_particles, "cut": cuts,
+                       "mask": mask, "patch": patch or card.get("patch"),
                        "crop": crop, "overlap": overlap, "class_names": names},
                       inputs=[tomogram, weights] + ([Path(mask)] if mask else []), outputs=written,
                       extra={"summary": summary})

@@ -97,6 +97,11 @@ class MatchResult:
     best: np.ndarray
     eulers: np.ndarray
     radius: float
+    # Mean and standard deviation of the NCC over every voxel and rotation searched: the null
+    # distribution the false-alarm cut is taken from (pytom-match-pick, Rickgauer et al. 2017).
+    search_mean: float = 0.0
+    search_std: float = 0.0
+    n_trials: int = 0
 
 
 def match_template(tomogram: np.ndarray, template: np.ndarray, eulers: np.ndarray, *,
@@ -139,6 +144,7 @@ def match_template(tomogram: np.ndarray, template: np.ndarray, eulers: np.ndarra
     scores = np.full(f.shape, -np.inf, np.float32)
     best = np.zeros(f.shape, np.int32)
     items = range(len(eulers)) if progress is None else progress(range(len(eulers)))
+    total, total2, n_searched = 0.0, 0.0, 0
     for i in items:
         t = rotate_volume(template, eulers[i])
         t = np.fft.irfftn(np.fft.rfftn(t) * wedge, s=t.shape).astype(np.float32) * mask
@@ -152,7 +158,28 @@ def match_template(tomogram: np.ndarray, template: np.ndarray, eulers: np.ndarra
         better = c > scores
         scores[better] = c[better]
         best[better] = i
-    return MatchResult(scores, best, np.asarray(eulers), radius)
+        total += float(c.sum(dtype=np.float64))
+        total2 += float(np.square(c, dtype=np.float64).sum())
+        n_searched += c.size
+    mean = total / max(n_searched, 1)
+    std = float(np.sqrt(max(total2 / max(n_searched, 1) - mean ** 2, 0.0)))
+    return MatchResult(scores, best, np.asarray(eulers), radius, mean, std, n_searched)
+
+
+def false_alarm_cut(res: MatchResult, false_alarms: float = 1.0) -> float:
+    """The NCC above which ``false_alarms`` peaks are expected from noise alone over the whole
+    search: with N = voxels x rotations Gaussian trials of the search's mean and standard
+    deviation, ``mean + std * sqrt(2) * erfcinv(2 * false_alarms / N)`` (pytom-match-pick's
+    extraction threshold, after Rickgauer et al. 2017). Conservative: rotations are correlated,
+    so there are fewer independent trials than N."""
+    from scipy.special import erfcinv
+
+    if not false_alarms > 0:
+        raise TemplearnError(f"--false-alarms must be positive, got {false_alarms}")
+    if res.n_trials == 0 or res.search_std == 0.0:
+        return float("inf")
+    p = min(1.0, 2.0 * false_alarms / res.n_trials)
+    return float(res.search_mean + res.search_std * np.sqrt(2.0) * erfcinv(p))
 
 
 def extract_peaks(scores: np.ndarray, n_peaks: int, min_distance: float, mask: np.ndarray | None = None,
@@ -229,6 +256,8 @@ def run_match(
     mask=None,
     contrast: str = "dark",
     class_name: str | None = None,
+    false_alarms: float = 1.0,
+    min_score: float | None = None,
 ) -> dict:
     """Template matching of ``template`` over ``tomogram``; picks scored by NCC.
 
@@ -238,17 +267,20 @@ def run_match(
     non-overlapping spheres of ``min_distance`` the volume could hold (at most 2000);
     ``min_distance`` (voxels) to the template's :func:`equivalent_radius`.
 
-    Writes ``picks.{star,csv,xml}``, ``picks_<name>.json``, ``scores.mrc`` (best NCC per voxel),
-    ``picks.png`` and ``provenance.json`` into ``out_dir``.
+    Peaks are accepted above ``min_score`` when given, else above :func:`false_alarm_cut` for
+    ``false_alarms`` expected noise peaks. Writes ``picks.{star,csv,xml}`` and ``picks_<name>.json``
+    (accepted peaks), ``candidates.csv`` (every peak, ``accepted`` 1/0), ``scores.mrc`` (best NCC per
+    voxel), ``picks.png``, ``scores.png`` (peak scores with the cut) and ``provenance.json``.
     """
     from pathlib import Path
 
     from templearn import provenance
     from templearn.mrc import read_mrc, write_mrc
-    from templearn.picks import Picks
+    from templearn.picks import Picks, write_picks
     from templearn.progress import track
 
     from . import outputs, plots
+    from .pick import CANDIDATES
     from .rotations import angle_grid
     from .segment import check_tomogram, read_mask
 
@@ -280,25 +312,33 @@ def run_match(
         n_peaks = int(min(MAX_DEFAULT_PEAKS, max(1, volume.size / (4.0 / 3.0 * np.pi * min_distance ** 3))))
     peaks = extract_peaks(res.scores, n_peaks, min_distance, mask_arr)
     name = class_name or Path(str(template)).name.split(".")[0]
+    cut = float(min_score) if min_score is not None else false_alarm_cut(res, false_alarms)
+    peak_scores = res.scores[tuple(peaks.T)] if len(peaks) else np.zeros(0)
     picks = Picks(peaks[:, ::-1].astype(float), voxel, np.full(len(peaks), tomogram.stem), np.ones(len(peaks), int),
-                  res.scores[tuple(peaks.T)] if len(peaks) else np.zeros(0),
-                  eulers[res.best[tuple(peaks.T)]] if len(peaks) else np.zeros((0, 3)), {1: name})
+                  peak_scores, eulers[res.best[tuple(peaks.T)]] if len(peaks) else np.zeros((0, 3)), {1: name},
+                  accepted=peak_scores >= cut)
+    kept = picks.written()
 
     out_dir.mkdir(parents=True, exist_ok=True)
     scores = np.where(np.isfinite(res.scores), res.scores, 0.0).astype(np.float32)
     written = [write_mrc(out_dir / "scores.mrc", scores, voxel, label="templearn pick-eval match: best NCC")]
-    written += outputs.write_all(out_dir, picks)
-    png = out_dir / "picks.png"
-    top = picks.select(picks.score >= (np.quantile(picks.score, 0.5) if len(picks) else 0))
-    plots.picks_on_slices(png, -volume if contrast == "dark" else volume, top.xyz, top.label, radius,
-                          title=f"{tomogram.stem}: template matching, top {len(top)} of {len(picks)} peaks")
-    written.append(png)
-    summary = {"n_rotations": len(eulers), "n_peaks": len(picks), "template_radius_voxels": radius,
-               "template_box": int(tpl.shape[0])}
+    written.append(write_picks(out_dir / CANDIDATES, picks))
+    written += outputs.write_all(out_dir, kept)
+    rule = f"--min-score {min_score:g}" if min_score is not None else f"{false_alarms:g} expected false alarm(s)"
+    written.append(plots.picks_on_slices(
+        out_dir / "picks.png", -volume if contrast == "dark" else volume, kept.xyz, kept.label, radius,
+        title=f"{tomogram.stem}: template matching, {len(kept)} of {len(picks)} peaks (NCC >= {cut:.3f}; rejected dashed)",
+        rejected=picks.select(~picks.accepted).xyz))
+    written.append(plots.score_histogram(out_dir / "scores.png", {name: peak_scores}, {name: cut}, "peak NCC",
+                                         f"{tomogram.stem}: peaks and the cut ({rule})"))
+    summary = {"n_rotations": len(eulers), "n_peaks": len(picks), "n_accepted": len(kept), "cut": cut,
+               "cut_rule": rule, "search_mean": res.search_mean, "search_std": res.search_std,
+               "n_trials": res.n_trials, "template_radius_voxels": radius, "template_box": int(tpl.shape[0])}
     provenance.record(out_dir, "pick-eval match",
                       {"template": str(template), "angular_step": angular_step, "tilt_range": tilt_range,
                        "n_peaks": n_peaks, "min_distance": min_distance, "resolution": resolution,
-                       "mask": mask, "contrast": contrast, "class_name": name},
+                       "mask": mask, "contrast": contrast, "class_name": name, "false_alarms": false_alarms,
+                       "min_score": min_score},
                       inputs=[tomogram] + ([Path(template)] if Path(str(template)).is_file() else [])
                       + ([Path(mask)] if mask else []), outputs=written, extra={"summary": summary})
     return summary
