@@ -86,11 +86,19 @@ def write_mrc(
             if stack and data.ndim == 3:
                 mrc.set_image_stack()
             mrc.voxel_size = float(voxel_size)
-            if label:
-                mrc.header.label[1] = label[:80].encode("ascii", "replace")
-                mrc.header.nlabl = 2
+            set_labels(mrc.header, label)
             mrc.update_header_stats()
     return Path(path)
+
+
+def set_labels(header, label: str | None = None) -> None:
+    """Header labels without mrcfile's creation time, so the same data gives the same bytes (the
+    run ledger and resumed runs compare outputs by checksum); ``label`` goes in the second one."""
+    header.label[0] = b"templearn (mrcfile)"
+    header.nlabl = 1
+    if label:
+        header.label[1] = label[:80].encode("ascii", "replace")
+        header.nlabl = 2
 
 
 def _first_line(exc: Exception) -> str:

@@ -1,0 +1,175 @@
+"""Crash safety: atomic writes (mode, sync, full disk), one writer per run folder, resume keys that
+know the stage code, and runs killed with SIGKILL then resumed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from templearn import atomic
+from templearn.atomic import atomic_path, remove_leftovers, save_figure, write_json, write_text
+from templearn.errors import TemplearnError
+from templearn.mrc import read_mrc, write_mrc
+from templearn.picks import Picks, read_picks, write_picks
+
+
+@contextlib.contextmanager
+def umask(mask: int):
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def _picks() -> Picks:
+    return Picks(np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]), 10.0, "t", 1, [0.5, 0.7])
+
+
+def _writers(tmp_path: Path):
+    """One output of every kind the stages write, each through templearn.atomic."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from templearn.stages.parakeet_sim.stack_writer import stack_writer
+
+    def figure(p):
+        fig, ax = plt.subplots()
+        ax.plot([0, 1])
+        save_figure(fig, p)
+
+    def stack(p):
+        with stack_writer(p, 2, 4, 4, 5.0) as data:
+            data[:] = 1.0
+
+    return {
+        "out.txt": lambda p: write_text(p, "hello\n"),
+        "out.json": lambda p: write_json(p, {"a": 1}),
+        "vol.mrc": lambda p: write_mrc(p, np.ones((2, 3, 4), np.float32), 5.0),
+        "stack.mrc": stack,
+        "fig.png": figure,
+        "picks.star": lambda p: write_picks(p, _picks()),
+        "picks.csv": lambda p: write_picks(p, _picks()),
+        "picks.xml": lambda p: write_picks(p, _picks()),
+        "picks.json": lambda p: write_picks(p, _picks()),
+    }
+
+
+@pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o027, 0o640), (0o002, 0o664)])
+def test_outputs_keep_the_umask_mode(tmp_path, mask, mode):
+    with umask(mask):
+        for name, write in _writers(tmp_path).items():
+            write(tmp_path / name)
+            assert _mode(tmp_path / name) == mode, name
+            write(tmp_path / name)   # and again over an existing file
+            assert _mode(tmp_path / name) == mode, name
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(_writers(tmp_path))
+
+
+def test_file_is_synced_before_the_rename(tmp_path, monkeypatch):
+    calls = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(atomic.os, "fsync", lambda fd: (calls.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))),
+                                                         real_fsync(fd))[1])
+    monkeypatch.setattr(atomic.os, "replace", lambda a, b: (calls.append(("replace", str(a))), real_replace(a, b))[1])
+    write_text(tmp_path / "a.txt", "x")
+    (kind0, tmp0), (kind1, tmp1) = calls[:2]
+    assert kind0 == "fsync" and kind1 == "replace" and tmp0 == tmp1 and Path(tmp0).name.startswith(".a.")
+    assert (tmp_path / "a.txt").read_text() == "x"
+
+
+class _DiskFull:
+    """A file that takes ``room`` bytes, then fails every write with ENOSPC (as a full disk does)."""
+
+    def __init__(self, real, room: int):
+        self.real, self.room = real, room
+
+    def write(self, b):
+        b = memoryview(b).cast("B")
+        if len(b) > self.room:
+            self.real.write(b[: self.room])
+            self.room = 0
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.room -= len(b)
+        return self.real.write(b)
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.real.close()
+
+    def close(self):
+        self.real.close()
+
+
+def _full_disk_open(real_open, room=100):
+    def fake(file, mode="r", *args, **kwargs):
+        f = real_open(file, mode, *args, **kwargs)
+        return _DiskFull(f, room) if ("w" in mode or "+" in mode) and ".tmp" in str(file) else f
+    return fake
+
+
+def test_disk_full_keeps_the_earlier_output_and_says_so(tmp_path, monkeypatch):
+    import builtins
+
+    import mrcfile.mrcfile
+
+    old = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    write_mrc(tmp_path / "vol.mrc", old, 5.0)
+    write_text(tmp_path / "out.txt", "old\n")
+    monkeypatch.setattr(mrcfile.mrcfile, "open", _full_disk_open(builtins.open), raising=False)
+    with pytest.raises(TemplearnError) as err:
+        write_mrc(tmp_path / "vol.mrc", np.zeros((20, 30, 40), np.float32), 5.0)
+    assert str(err.value).startswith(f"{tmp_path / 'vol.mrc'}: no space left on device")
+    assert len(str(err.value).splitlines()) == 1
+    data, voxel = read_mrc(tmp_path / "vol.mrc")
+    assert np.array_equal(data, old) and voxel == 5.0
+
+    real_write_text = Path.write_text
+
+    def half_written(self, data, *args, **kwargs):
+        real_write_text(self, data[:3], *args, **kwargs)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(Path, "write_text", half_written)
+    with pytest.raises(TemplearnError, match="no space left on device"):
+        write_text(tmp_path / "out.txt", "new and longer\n")
+    monkeypatch.undo()
+    assert (tmp_path / "out.txt").read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt", "vol.mrc"]   # no temp file left
+
+
+def test_other_write_errors_are_one_line(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(TemplearnError, match="could not write it") as err:
+        write_text(tmp_path / "file" / "below.txt", "x")   # a file where a folder should be
+    assert "below.txt" in str(err.value) and len(str(err.value).splitlines()) == 1
+
+
+def test_leftovers_of_a_killed_writer_are_found_and_only_they(tmp_path):
+    keep = [tmp_path / "a.mrc", tmp_path / ".hidden", tmp_path / "sub" / "x.tmp"]
+    for p in keep:
+        p.parent.mkdir(exist_ok=True)
+        p.write_text("")
+    cm = atomic_path(tmp_path / "sub" / "tomogram.mrc")
+    left = cm.__enter__()          # a writer that never finishes (its process was killed)
+    left.write_text("half")
+    assert remove_leftovers(tmp_path) == [left]
+    assert not left.exists() and all(p.exists() for p in keep)
