@@ -100,13 +100,15 @@ def is_leftover(name: str) -> bool:
     return bool(_TEMP_NAME.match(name))
 
 
-def remove_leftovers(folder: str | os.PathLike) -> list[Path]:
-    """Delete the temporary files a killed writer left under ``folder``; return what was removed."""
+def remove_leftovers(folder: str | os.PathLike, *, stem: str | None = None, recursive: bool = True) -> list[Path]:
+    """Delete the temporary files a killed writer left under ``folder`` (with ``stem``: only those
+    of an output of that stem); return what was removed. Only for folders no live writer uses."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
+    pattern = f".{stem}.*" if stem is not None else ".*"
     removed = []
-    for p in sorted(folder.rglob(".*")):
+    for p in sorted(folder.rglob(pattern) if recursive else folder.glob(pattern)):
         if p.is_file() and is_leftover(p.name):
             p.unlink(missing_ok=True)
             removed.append(p)

@@ -173,3 +173,127 @@ def test_leftovers_of_a_killed_writer_are_found_and_only_they(tmp_path):
     left.write_text("half")
     assert remove_leftovers(tmp_path) == [left]
     assert not left.exists() and all(p.exists() for p in keep)
+
+
+# --- one writer per run folder ------------------------------------------------------------------
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from test_orchestrator import RUN, TINY, _deep, write_config
+
+from templearn.orchestrator import runner
+from templearn.orchestrator.runner import LOCK, run, run_lock
+
+HOLD = "import sys, time\nfrom templearn.orchestrator.runner import run_lock\n" \
+       "with run_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(120)\n"
+
+
+def _hold(run_dir: Path) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(run_dir)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_second_run_is_refused_naming_the_holder_and_a_dead_ones_lock_is_taken_over(tmp_path):
+    cfg = write_config(tmp_path / "run.yaml", TINY)
+    rd = tmp_path / "run"
+    holder = _hold(rd)
+    try:
+        proc = subprocess.run(RUN + [str(cfg), "--run-dir", str(rd), "--until", "grid"],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and "run folder in use by another templearn-run" in lines[0]
+        assert f"pid {holder.pid} on host {socket.gethostname()}" in lines[0]
+        assert not (rd / "ledger.json").exists() and not (rd / "grid").exists()
+    finally:
+        holder.send_signal(signal.SIGKILL)   # killed holding the lock: its lock file stays behind
+        holder.wait()
+    assert json.loads((rd / LOCK).read_text())["pid"] == holder.pid
+    events = []
+    result = run(cfg, rd, until="grid", on_event=events.append)
+    assert result.ran == ["grid"]
+    warns = [e.reason for e in events if e.kind == "warn"]
+    assert len(warns) == 1 and "stale lock" in warns[0] and f"pid {holder.pid}" in warns[0]
+    assert (rd / LOCK).read_text() == ""   # released: the next run takes it without a warning
+    events.clear()
+    run(cfg, rd, until="grid", on_event=events.append)
+    assert not [e for e in events if e.kind == "warn"]
+
+
+def test_lock_is_shared_by_the_threads_of_one_run_and_released(tmp_path):
+    with run_lock(tmp_path):
+        with run_lock(tmp_path):   # re-entrant: ablation runs two steps' threads on one folder
+            holder = json.loads((tmp_path / LOCK).read_text())
+            assert holder["pid"] == os.getpid() and holder["host"] == socket.gethostname()
+        assert (tmp_path / LOCK).read_text() != ""
+    assert (tmp_path / LOCK).read_text() == ""
+    out = subprocess.run([sys.executable, "-c", HOLD.replace("time.sleep(120)", "pass"), str(tmp_path)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "held"
+
+
+# --- the stage code is part of the resume key ----------------------------------------------------
+
+def test_stage_version_names_templearn_and_differs_by_stage():
+    import templearn
+
+    v = {s: runner.stage_version(s) for s in ("tetris", "parakeet-sim", "imod-recon")}
+    assert all(x.startswith(templearn.__version__ + "+") for x in v.values())
+    assert len(set(v.values())) == 3
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("code")
+    cfg = write_config(d / "run.yaml", TINY)
+    first = run(cfg, d / "run", until="reconstruct")
+    assert len(first.ran) == 7
+    return cfg, d / "run"
+
+
+def _upgrade(monkeypatch, *stages: str):
+    real = runner.stage_version
+    monkeypatch.setattr(runner, "stage_version", lambda s: real(s) + ("-new" if s in stages else ""))
+
+
+def test_a_step_killed_after_some_outputs_is_not_taken_as_done(small_run):
+    """simulate writes three outputs; with one replaced and the ledger record dropped at the
+    start (as a kill between two renames leaves it), the resume reruns the step."""
+    cfg, rd = small_run
+    ledger = runner.Ledger(rd)
+    step = next(s for s in runner.plan(cfg)[1] if s.id == "simulate/sample_000_c00")
+    ledger.started(step)
+    assert step.id not in json.loads((rd / "ledger.json").read_text())["steps"]
+    (rd / step.id / ".tilt_series.abcd1234.tmp.mrc").write_bytes(b"half")
+    r = run(cfg, rd, until="reconstruct")
+    assert r.ran == [step.id]   # same bytes again: reconstruct stays up to date
+    assert not (rd / step.id / ".tilt_series.abcd1234.tmp.mrc").exists()
+
+
+def test_upgraded_stage_code_reruns_its_steps_and_only_those(small_run, monkeypatch):
+    cfg, rd = small_run
+    ledger = json.loads((rd / "ledger.json").read_text())["steps"]
+    assert ledger["tetris/sample_000"]["code"] == runner.stage_version("tetris")
+    _upgrade(monkeypatch, "tetris")
+    events = []
+    plan = run(cfg, rd, until="reconstruct", dry_run=True, on_event=events.append)
+    reasons = {e.step.id: e.reason for e in events if e.kind == "plan"}
+    assert reasons["tetris/sample_000"].startswith("templearn-tetris code changed")
+    assert reasons["simulate/sample_000_c00"] == "if tetris/sample_000 changes" and reasons["grid"] == "up to date"
+    assert len(plan.ran) == 6
+    # --resume-any keeps the outputs of the old code, and the ledger still says which code made them
+    kept = run(cfg, rd, until="reconstruct", resume_any=True)
+    assert kept.ran == [] and len(kept.skipped) == 7
+    r = run(cfg, rd, until="reconstruct")
+    # the upgraded tetris made the same samples (same seed): the steps after it are up to date
+    assert sorted(r.ran) == ["tetris/sample_000", "tetris/sample_001"]
+    monkeypatch.undo()
+    _upgrade(monkeypatch, "tetris", "imod-recon")
+    r = run(cfg, rd, until="reconstruct")
+    assert sorted(r.ran) == ["reconstruct/sample_000_c00", "reconstruct/sample_001_c00"]
