@@ -178,6 +178,7 @@ def test_leftovers_of_a_killed_writer_are_found_and_only_they(tmp_path):
 # --- one writer per run folder ------------------------------------------------------------------
 
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -297,3 +298,95 @@ def test_upgraded_stage_code_reruns_its_steps_and_only_those(small_run, monkeypa
     _upgrade(monkeypatch, "tetris", "imod-recon")
     r = run(cfg, rd, until="reconstruct")
     assert sorted(r.ran) == ["reconstruct/sample_000_c00", "reconstruct/sample_001_c00"]
+
+
+# --- a real run killed with SIGKILL in five stages, then resumed -------------------------------
+
+FULL = _deep(TINY, tetris={"n_samples": 3, "box": [16, 32, 32]},
+             training={"epochs": 1, "steps": 1, "patch": 16, "batch": 1, "shift": 2},
+             split={"val": 1, "test": 1}, picking={"radius": 3.0, "crop": 3, "overlap": 7},
+             evaluation={"distance": 120}, template_matching={"enabled": False})
+# kind -> seconds after its step starts (its log appears) when the kill comes at the latest; it
+# comes earlier if a temporary output shows up first (a kill in the middle of a write).
+KILLS = {"tetris": 1.0, "simulate": 0.5, "reconstruct": 0.4, "train": 2.0, "pick": 2.0}
+
+
+def _digest(path: Path) -> str:
+    import hashlib
+
+    data = path.read_bytes()
+    if path.suffix == ".star":   # the starfile package stamps the time into a comment line
+        data = b"\n".join(ln for ln in data.split(b"\n") if not ln.startswith(b"# Created by the starfile"))
+    return hashlib.sha256(data).hexdigest()
+
+
+def _outputs(rd: Path) -> dict:
+    steps = json.loads((rd / "ledger.json").read_text())["steps"]
+    return {o: _digest(rd / o) for rec in steps.values() for o in rec["outputs"]}
+
+
+def _recorded(rd: Path) -> set:
+    p = rd / "ledger.json"
+    return set(json.loads(p.read_text())["steps"]) if p.is_file() else set()
+
+
+def _leftovers(rd: Path) -> list:
+    return [p for p in rd.rglob(".*") if atomic.is_leftover(p.name)]
+
+
+def _run_and_kill(cfg: Path, rd: Path, kind: str, log: Path) -> str:
+    """Start templearn-run; SIGKILL it (and its stage) while the first unfinished step of ``kind``
+    runs. Returns the id of the step killed."""
+    before = _recorded(rd)
+    t0 = time.time()
+    with open(log, "w") as err:
+        proc = subprocess.Popen(RUN + [str(cfg), "--run-dir", str(rd)], stdout=subprocess.DEVNULL, stderr=err,
+                                start_new_session=True)
+    try:
+        started = None
+        while started is None:
+            assert proc.poll() is None, f"run ended before a {kind} step: {log.read_text()[-2000:]}"
+            logs = [p for p in (rd / "logs").glob(f"{kind}*.log") if p.stat().st_mtime >= t0 - 1] \
+                if (rd / "logs").is_dir() else []
+            if logs:
+                started = logs[0].stem.replace("__", "/"), time.monotonic()
+            time.sleep(0.005)
+        step, t_start = started
+        while time.monotonic() - t_start < KILLS[kind] and not _leftovers(rd / step):
+            time.sleep(0.005)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert step not in _recorded(rd), f"{step} finished before the kill"
+    # every step that had finished before this run was kept, none run again
+    skipped = set(re.findall(r"\] skip (\S+) \(up to date\)", log.read_text()))
+    assert before <= skipped, before - skipped
+    return step
+
+
+def _deepfinder() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("deepfinder") is not None
+
+
+@pytest.mark.slow
+@pytest.mark.deepfinder
+@pytest.mark.skipif(not _deepfinder(), reason="needs cryoet-deepfinder (the train and pick stages)")
+def test_run_killed_in_every_stage_then_resumed_equals_an_uninterrupted_run(tmp_path):
+    cfg = write_config(tmp_path / "run.yaml", FULL)
+    ref = run(cfg, tmp_path / "ref")
+    assert len(ref.ran) == 15
+    rd = tmp_path / "killed"
+    killed = [_run_and_kill(cfg, rd, kind, tmp_path / f"{kind}.log") for kind in KILLS]
+    assert [k.split("/")[0] for k in killed] == list(KILLS)
+    # each run after a kill takes over the dead run's lock with a warning
+    for kind in list(KILLS)[1:]:
+        assert "warning: took over the stale lock" in (tmp_path / f"{kind}.log").read_text()
+    final = subprocess.run(RUN + [str(cfg), "--run-dir", str(rd)], capture_output=True, text=True, timeout=600)
+    assert final.returncode == 0, final.stderr[-2000:]
+    assert not _leftovers(rd)
+    assert _recorded(rd) == _recorded(tmp_path / "ref")
+    assert _outputs(rd) == _outputs(tmp_path / "ref")
