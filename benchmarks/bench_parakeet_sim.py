@@ -92,10 +92,10 @@ def crowded_manifest(path: Path, box, voxel: float, n_max: int, seed: int = 0, d
 
 
 def engine_seconds(out: Path) -> float:
-    """The simulation's own time (after reading the structures), as recorded in acquisition.json."""
-    from templearn.tilts import Acquisition
+    """The simulation's own time (after reading the structures), as recorded in provenance.json."""
+    from templearn.atomic import read_json
 
-    return float(Acquisition.read(out / "acquisition.json").extra["seconds"])
+    return float(read_json(out / "provenance.json")["seconds"])
 
 
 def timed(fn, *args, **kw) -> float:

@@ -30,6 +30,8 @@ def main_command(
     force: bool = typer.Option(False, "--force", help="Rerun every selected step, up to date or not."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print what would run, and why; run nothing."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Steps run at the same time."),
+    resume_any: bool = typer.Option(False, "--resume-any", help="Keep outputs made by another version of a "
+                                    "stage's code (by default, upgraded code reruns the steps it changed)."),
     report_only: bool = typer.Option(False, "--report-only", help="Only write report.md/.html from RUN_DIR "
                                      "(a run folder, or a Nextflow --outdir)."),
 ) -> None:
@@ -41,7 +43,7 @@ def main_command(
         print(f"report: {write_report_only(config, run_dir)}", file=sys.stderr)
         return
     result = run(config, run_dir, only=only, until=until, force=force, dry_run=dry_run, jobs=jobs,
-                 on_event=_printer(dry_run))
+                 resume_any=resume_any, on_event=_printer(dry_run))
     if dry_run:
         print(f"{len(result.ran)} step(s) would run, {len(result.skipped)} up to date", file=sys.stderr)
     else:
@@ -52,7 +54,9 @@ def main_command(
 def _printer(dry_run: bool):
     def show(e) -> None:
         n = f"[{e.index:>3}/{e.total}]"
-        if e.kind == "plan":
+        if e.kind == "warn":
+            print(f"warning: {e.reason}", file=sys.stderr, flush=True)
+        elif e.kind == "plan":
             if dry_run:
                 print(f"{n} {'run ' if e.reason != 'up to date' else 'skip'} {e.step.id}  ({e.reason})")
                 print("         $ " + " ".join(e.step.argv))

@@ -31,6 +31,7 @@ from typing import Literal
 from templearn.config import load
 from templearn.errors import TemplearnError
 
+MAX_SAMPLES = 100_000
 N_GRID = 48  # the paper's randomization grid (Extended Data Tab. 1): 3 defoci x 2 x 2 x 2 x 2, one domain
 
 
@@ -219,6 +220,8 @@ def _check(cfg: RunConfig, path: Path) -> None:
             bad(f"targets: name {t.name!r} must be letters, digits, '-' or '_'")
     if not cfg.distractors and not cfg.distractor_list and cfg.tetris.ratio > 0:
         bad("give distractors (a list) or distractor_list (a CSV), or set tetris.ratio: 0 for none")
+    if not 1 <= cfg.tetris.n_samples <= MAX_SAMPLES:   # the graph holds a few steps per sample
+        bad(f"tetris.n_samples must be 1..{MAX_SAMPLES}, got {cfg.tetris.n_samples}")
     if len(cfg.tetris.box) != 3 or min(cfg.tetris.box) < 8:
         bad(f"tetris.box must be [nz, ny, nx] of at least 8 voxels each, got {cfg.tetris.box}")
     n_train = cfg.tetris.n_samples - cfg.split.val - cfg.split.test

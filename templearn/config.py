@@ -35,6 +35,8 @@ def read_mapping(path: str | os.PathLike) -> dict:
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
         first = str(exc).strip().splitlines()
         raise TemplearnError(f"cannot parse config: {' '.join(first[:2])}", path) from None
+    except UnicodeDecodeError:
+        raise TemplearnError("cannot parse config: not a text file (UTF-8)", path) from None
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):

@@ -30,6 +30,8 @@ structure file's frame (Å) that is placed at ``position``.
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -157,13 +159,10 @@ class Manifest:
         doc = read_json(path, "sample manifest")
         try:
             m = cls.from_json(doc)
-        except (KeyError, TypeError, ValueError) as exc:
+            m.validate()
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise TemplearnError(f"bad sample manifest: {_msg(exc)}", path) from None
         m.path = path
-        try:
-            m.validate()
-        except ValueError as exc:
-            raise TemplearnError(f"bad sample manifest: {exc}", path) from None
         return m
 
     @classmethod
@@ -177,10 +176,16 @@ class Manifest:
         if unknown:
             raise ValueError(f"unknown key {sorted(unknown)[0]!r}")
         structures = {}
+        if not isinstance(doc["structures"], dict) or not isinstance(doc["instances"], list):
+            raise ValueError("'structures' must be a mapping and 'instances' a list")
         for name, s in doc["structures"].items():
+            if not isinstance(s, dict):
+                raise ValueError(f"structure {name!r} must be a mapping")
             s = dict(s)
             s["cls"] = s.pop("class")
             structures[name] = StructureEntry(**s)
+        if not all(isinstance(i, dict) for i in doc["instances"]):
+            raise ValueError("every instance must be a mapping")
         instances = [Instance(**i) for i in doc["instances"]]
         return cls(
             name=doc["name"], voxel_size=float(doc["voxel_size"]), box=[int(b) for b in doc["box"]],
@@ -190,24 +195,40 @@ class Manifest:
 
     def validate(self) -> None:
         """Raise ``ValueError`` describing the first inconsistency."""
-        if not self.voxel_size > 0:
+        if not (math.isfinite(self.voxel_size) and self.voxel_size > 0):
             raise ValueError(f"voxel_size must be positive, got {self.voxel_size}")
         if len(self.box) != 3 or min(self.box) < 1:
             raise ValueError(f"box must be three positive voxel counts [nz, ny, nx], got {self.box}")
+        if not isinstance(self.name, str) or not all(isinstance(t, str) for t in self.targets):
+            raise ValueError("name and targets must be text")
+        if not isinstance(self.params, dict):
+            raise ValueError("params must be a mapping")
         for name, s in self.structures.items():
+            if not isinstance(s.path, str) or not isinstance(s.target, (str, type(None))):
+                raise ValueError(f"structure {name!r}: path and target must be text")
+            if not _three_numbers(s.center):
+                raise ValueError(f"structure {name!r}: center needs three numbers, got {s.center!r:.60}")
             if s.cls not in CLASSES:
                 raise ValueError(f"structure {name!r}: class must be 'target' or 'distractor', got {s.cls!r}")
             if s.cls == "target" and s.target not in self.targets:
                 raise ValueError(f"structure {name!r}: target {s.target!r} is not in targets {self.targets}")
         ids = set()
         for inst in self.instances:
+            if not isinstance(inst.id, numbers.Integral) or not isinstance(inst.structure, str):
+                raise ValueError(f"instance {inst.id!r}: id must be a whole number and structure a name")
             if inst.structure not in self.structures:
                 raise ValueError(f"instance {inst.id}: unknown structure {inst.structure!r}")
             if inst.id in ids:
                 raise ValueError(f"instance id {inst.id} is used twice")
             ids.add(inst.id)
-            if len(inst.position) != 3 or len(inst.euler) != 3:
-                raise ValueError(f"instance {inst.id}: position and euler need three numbers each")
+            if not (_three_numbers(inst.position) and _three_numbers(inst.euler)):
+                raise ValueError(f"instance {inst.id}: position and euler need three numbers each (finite), "
+                                 f"got {inst.position!r:.60} and {inst.euler!r:.60}")
+
+
+def _three_numbers(values) -> bool:
+    return isinstance(values, (list, tuple, np.ndarray)) and len(values) == 3 and all(
+        isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in values)
 
 
 def angstrom_to_voxel(xyz_angstrom, voxel_size: float) -> np.ndarray:

@@ -198,12 +198,19 @@ def read_picks(path: str | os.PathLike, voxel_size: float | None = None, *, tomo
     if reader is None:
         raise TemplearnError(f"unknown picks format {path.suffix!r} (use one of {', '.join(FORMATS)})", path)
     try:
-        return reader(path, voxel_size, tomogram)
+        picks = reader(path, voxel_size, tomogram)
     except TemplearnError:
         raise
-    except (KeyError, ValueError, TypeError, ET.ParseError, json.JSONDecodeError) as exc:
-        detail = f"missing column {exc}" if isinstance(exc, KeyError) else str(exc).splitlines()[0]
+    except (KeyError, ValueError, TypeError, ET.ParseError, json.JSONDecodeError,
+            StopIteration, AttributeError, IndexError, OverflowError) as exc:   # what malformed files raise
+        lines = str(exc).splitlines()
+        detail = f"missing column {exc}" if isinstance(exc, KeyError) else (lines[0] if lines else type(exc).__name__)
         raise TemplearnError(f"cannot read picks: {detail}", path) from None
+    if not (np.isfinite(picks.voxel_size) and picks.voxel_size > 0):
+        raise TemplearnError(f"cannot read picks: voxel size {picks.voxel_size} is not a positive number", path)
+    if not np.isfinite(picks.xyz).all():
+        raise TemplearnError("cannot read picks: coordinates that are not numbers (NaN or infinite)", path)
+    return picks
 
 
 def _need_voxel_size(path, voxel_size):

@@ -159,20 +159,32 @@ def read_structure(path: str | os.PathLike):
     st.remove_empty_chains()
     if st[0].count_atom_sites() == 0:
         raise TemplearnError("structure has no atoms", path)
+    com = st[0].calculate_center_of_mass()
+    if not np.isfinite([com.x, com.y, com.z]).all():   # cheap test first; then find the atom
+        for chain in st[0]:
+            for res in chain:
+                for atom in res:
+                    if not np.isfinite([atom.pos.x, atom.pos.y, atom.pos.z]).all():
+                        raise TemplearnError(f"atom {atom.serial} ({atom.name} {res.name} {res.seqid.num} chain "
+                                             f"{chain.name}) has coordinates that are not numbers", path)
     return st
 
 
-def atoms_of(st) -> Atoms:
+def atoms_of(st, path: str | os.PathLike | None = None) -> Atoms:
+    """The atoms of a structure from :func:`read_structure` (``path`` names it in errors)."""
     xyz, el, nm, rn, b = [], [], [], [], []
-    for chain in st[0]:
-        for res in chain:
-            for atom in res:
-                p = atom.pos
-                xyz.append((p.x, p.y, p.z))
-                el.append(atom.element.name)
-                nm.append(atom.name)
-                rn.append(res.name)
-                b.append(atom.b_iso)
+    try:
+        for chain in st[0]:
+            for res in chain:
+                for atom in res:
+                    p = atom.pos
+                    xyz.append((p.x, p.y, p.z))
+                    el.append(atom.element.name)
+                    nm.append(atom.name)
+                    rn.append(res.name)
+                    b.append(atom.b_iso)
+    except UnicodeDecodeError:   # gemmi keeps the bytes of a corrupt file's names as they were
+        raise TemplearnError("atom or residue names are not text (corrupt file?)", path or st.name) from None
     return Atoms(np.array(xyz, float).reshape(-1, 3), np.array(el, str), np.array(nm, str), np.array(rn, str), np.array(b, float))
 
 
@@ -183,7 +195,7 @@ def load_atoms(spec: str | os.PathLike) -> Atoms:
         from .pseudoatoms import map_to_pseudoatoms
 
         return map_to_pseudoatoms(path)
-    return atoms_of(read_structure(path))
+    return atoms_of(read_structure(path), path)
 
 
 def write_structure(path: str | os.PathLike, st, xyz: np.ndarray | None = None) -> Path:

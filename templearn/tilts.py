@@ -20,6 +20,8 @@ received before it.
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,14 +41,20 @@ def read_tlt(path: str | os.PathLike) -> np.ndarray:
     if not path.is_file():
         raise TemplearnError("no such tilt-angle file", path)
     values = []
-    for i, line in enumerate(path.read_text().splitlines(), 1):
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise TemplearnError("not a text file of tilt angles", path) from None
+    for i, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line:
             continue
         try:
             values.append(float(line.split()[0]))
         except ValueError:
-            raise TemplearnError(f"line {i} is not a tilt angle: {line!r}", path) from None
+            raise TemplearnError(f"line {i} is not a tilt angle: {line[:40]!r}", path) from None
+        if not np.isfinite(values[-1]):
+            raise TemplearnError(f"line {i} is not a tilt angle: {line[:40]!r}", path)
     if not values:
         raise TemplearnError("tilt-angle file is empty", path)
     angles = np.array(values)
@@ -108,12 +116,40 @@ class Acquisition:
             raise TemplearnError(f"acquisition record version {version} is not supported", path)
         try:
             acq = cls(**doc)
+            problem = acq._problem()
         except TypeError as exc:
             raise TemplearnError(f"bad acquisition record: {exc}", path) from None
+        if problem:
+            raise TemplearnError(f"bad acquisition record: {problem}", path)
         n = len(acq.angles)
         if not (len(acq.order) == len(acq.dose) == len(acq.dose_before) == n):
             raise TemplearnError("acquisition record lists differ in length", path)
         return acq
+
+    def _problem(self) -> str | None:
+        """What is wrong with the types or values of a record read from a file, if anything."""
+        def number(v, optional=False):
+            if v is None:
+                return optional
+            return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+        if not (number(self.pixel_size) and self.pixel_size > 0):
+            return f"pixel_size must be a positive number, got {self.pixel_size!r}"
+        for key in ("angles", "order", "dose", "dose_before"):
+            v = getattr(self, key)
+            if not isinstance(v, list) or not v or not all(number(x) for x in v):
+                return f"{key} must be a non-empty list of numbers"
+        if not all(isinstance(x, int) and not isinstance(x, bool) for x in self.order):
+            return "order must list whole numbers"
+        for key in ("voltage_kv", "defocus_um", "spherical_aberration_mm"):
+            if not number(getattr(self, key)):
+                return f"{key} must be a number, got {getattr(self, key)!r}"
+        for key in ("axis_x", "axis_z", "thickness"):
+            if not number(getattr(self, key), optional=True):
+                return f"{key} must be a number, got {getattr(self, key)!r}"
+        if not isinstance(self.phase_plate, bool) or not isinstance(self.scheme, str) or not isinstance(self.extra, dict):
+            return "phase_plate must be true/false, scheme text and extra a mapping"
+        return None
 
 
 def project_u(xyz, angles_deg, axis_x: float, axis_z: float) -> np.ndarray:

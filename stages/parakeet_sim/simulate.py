@@ -84,7 +84,9 @@ def simulate(
             figures = simulate_parakeet(placed, params, acq, geom, stack, out_dir / "parakeet")
         preview = np.array(stack[[0, int(np.argmin(np.abs(acq.angles))), len(acq.angles) - 1]])
     seconds = time.perf_counter() - t0
-    acq.extra.update({"engine_figures": figures, "seconds": round(seconds, 3), "sample": manifest.name})
+    # The time goes in provenance.json only: acquisition.json is an input downstream, the same
+    # seed must give the same bytes (resume compares checksums).
+    acq.extra.update({"engine_figures": figures, "sample": manifest.name})
     tlt_path = write_tlt(out_dir / "tilt_series.tlt", acq.angles)
     acq_path = acq.write(out_dir / "acquisition.json")
     png_path = _preview_png(out_dir / "tilt_series.png", preview, [acq.angles[0], 0.0, acq.angles[-1]], params)
