@@ -9,6 +9,8 @@ import typer
 
 from templearn.cli_util import entrypoint, stage_app
 
+STAR_FORMAT = typer.Option("relion5", "--star-format", help="picks.star as 'relion5' (centred Å, tomograms.star beside) or 'relion4' (voxels).")
+
 app = stage_app("pick-eval", "Picking with a trained model, evaluation, and the template-matching baseline.")
 
 
@@ -24,12 +26,13 @@ def pick(
     crop: int = typer.Option(8, "--crop", help="Voxels dropped from each patch border."),
     overlap: int = typer.Option(21, "--overlap", help="Overlap of neighbouring patches (>= 2*crop+1)."),
     class_names: Optional[List[str]] = typer.Option(None, "--class-names", help="Names of classes 1..K (repeat) [default: the model card's]."),
+    star_format: str = STAR_FORMAT,
 ) -> None:
-    """Segment TOMOGRAM, cluster (MeanShift), write picks (STAR, CSV, XML, copick), clusters.csv, segmentation.mrc, picks.png."""
+    """Segment TOMOGRAM, cluster (MeanShift), write picks (STAR, CSV, XML, Dynamo, IMOD, copick), clusters.csv, segmentation.mrc, picks.png."""
     from .pick import run_pick
 
     run_pick(tomogram, weights, out, radius=radius, min_size=min_size, mask=mask, patch=patch, crop=crop,
-             overlap=overlap, class_names=class_names)
+             overlap=overlap, class_names=class_names, star_format=star_format)
 
 
 @app.command("evaluate")
@@ -65,12 +68,14 @@ def match(
     mask: Optional[Path] = typer.Option(None, "--mask", help="MRC of the tomogram's shape; peaks only where it is non-zero."),
     contrast: str = typer.Option("dark", "--contrast", help="'dark': particles darker than the solvent (raw cryo-ET); 'bright' otherwise."),
     class_name: Optional[str] = typer.Option(None, "--class-name", help="Name of the picked class [default: the template's file name]."),
+    star_format: str = STAR_FORMAT,
 ) -> None:
     """Template matching (FLCF, missing-wedge aware): picks scored by NCC, scores.mrc, picks.png."""
     from .template_matching import run_match
 
     run_match(tomogram, template, out, angular_step=angular_step, tilt_range=tilt_range, n_peaks=n_peaks,
-              min_distance=min_distance, resolution=resolution, mask=mask, contrast=contrast, class_name=class_name)
+              min_distance=min_distance, resolution=resolution, mask=mask, contrast=contrast, class_name=class_name,
+              star_format=star_format)
 
 
 @app.command("spectrum-match")

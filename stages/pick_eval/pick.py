@@ -52,21 +52,25 @@ def run_pick(
     crop: int = seg.DEFAULT_CROP,
     overlap: int = seg.DEFAULT_OVERLAP,
     class_names: list[str] | None = None,
+    star_format: str = "relion5",
 ) -> dict:
     """Segment ``tomogram`` with the model ``weights``, cluster each class (MeanShift, bandwidth
     ``radius`` voxels), keep clusters of at least ``min_size`` voxels.
 
-    Writes into ``out_dir``: ``picks.{star,csv,xml}``, ``picks_<class>.json`` (copick),
+    Writes into ``out_dir``: the picks (:func:`.outputs.write_all`: STAR as ``star_format``, CSV,
+    XML, Dynamo, IMOD, copick),
     ``clusters.csv`` (every cluster, score = size, for ``evaluate``), ``segmentation.mrc`` (label
     map, int8), ``picks.png`` and ``provenance.json``. Returns a summary (counts per class).
     """
     from templearn import provenance
+    from templearn.star import check_format as check_star_format
     from templearn.mrc import read_mrc, write_mrc
     from templearn.picks import write_picks
 
     from . import outputs, plots
 
     tomogram, weights, out_dir = Path(tomogram), Path(weights), Path(out_dir)
+    check_star_format(star_format)
     volume, voxel = read_mrc(tomogram)
     seg.check_tomogram(volume, tomogram)
     mask_arr = seg.read_mask(mask, volume.shape) if mask is not None else None
@@ -90,7 +94,7 @@ def run_pick(
     written = [write_mrc(out_dir / "segmentation.mrc", labels, voxel, dtype=np.int8,
                          label=f"templearn pick-eval labels of {name}")]
     written.append(write_picks(out_dir / "clusters.csv", every))
-    written += outputs.write_all(out_dir, kept)
+    written += outputs.write_all(out_dir, kept, shape=volume.shape, star_format=star_format)
     png = out_dir / "picks.png"
     plots.picks_on_slices(png, volume, kept.xyz, kept.label, max(radii.values()),
                           title=f"{name}: {len(kept)} picks (clusters >= {min_size} voxels)")
@@ -102,7 +106,7 @@ def run_pick(
     }
     provenance.record(out_dir, "pick-eval pick",
                       {"radius": radii, "min_size": min_size, "mask": mask, "patch": patch or card.get("patch"),
-                       "crop": crop, "overlap": overlap, "class_names": names},
+                       "crop": crop, "overlap": overlap, "class_names": names, "star_format": star_format},
                       inputs=[tomogram, weights] + ([Path(mask)] if mask else []), outputs=written,
                       extra={"summary": summary})
     return summary

@@ -229,6 +229,7 @@ def run_match(
     mask=None,
     contrast: str = "dark",
     class_name: str | None = None,
+    star_format: str = "relion5",
 ) -> dict:
     """Template matching of ``template`` over ``tomogram``; picks scored by NCC.
 
@@ -238,12 +239,13 @@ def run_match(
     non-overlapping spheres of ``min_distance`` the volume could hold (at most 2000);
     ``min_distance`` (voxels) to the template's :func:`equivalent_radius`.
 
-    Writes ``picks.{star,csv,xml}``, ``picks_<name>.json``, ``scores.mrc`` (best NCC per voxel),
+    Writes the picks (:func:`.outputs.write_all`; STAR as ``star_format``), ``scores.mrc`` (best NCC per voxel),
     ``picks.png`` and ``provenance.json`` into ``out_dir``.
     """
     from pathlib import Path
 
     from templearn import provenance
+    from templearn.star import check_format as check_star_format
     from templearn.mrc import read_mrc, write_mrc
     from templearn.picks import Picks
     from templearn.progress import track
@@ -253,6 +255,7 @@ def run_match(
     from .segment import check_tomogram, read_mask
 
     tomogram, out_dir = Path(tomogram), Path(out_dir)
+    check_star_format(star_format)
     if contrast not in ("dark", "bright"):
         raise TemplearnError(f"--contrast must be 'dark' or 'bright', got {contrast!r}")
     if not 0 < angular_step <= 180:
@@ -287,7 +290,7 @@ def run_match(
     out_dir.mkdir(parents=True, exist_ok=True)
     scores = np.where(np.isfinite(res.scores), res.scores, 0.0).astype(np.float32)
     written = [write_mrc(out_dir / "scores.mrc", scores, voxel, label="templearn pick-eval match: best NCC")]
-    written += outputs.write_all(out_dir, picks)
+    written += outputs.write_all(out_dir, picks, shape=volume.shape, star_format=star_format)
     png = out_dir / "picks.png"
     top = picks.select(picks.score >= (np.quantile(picks.score, 0.5) if len(picks) else 0))
     plots.picks_on_slices(png, -volume if contrast == "dark" else volume, top.xyz, top.label, radius,
@@ -298,7 +301,7 @@ def run_match(
     provenance.record(out_dir, "pick-eval match",
                       {"template": str(template), "angular_step": angular_step, "tilt_range": tilt_range,
                        "n_peaks": n_peaks, "min_distance": min_distance, "resolution": resolution,
-                       "mask": mask, "contrast": contrast, "class_name": name},
+                       "mask": mask, "contrast": contrast, "class_name": name, "star_format": star_format},
                       inputs=[tomogram] + ([Path(template)] if Path(str(template)).is_file() else [])
                       + ([Path(mask)] if mask else []), outputs=written, extra={"summary": summary})
     return summary

@@ -1,0 +1,287 @@
+"""Picks in the formats of the field's tools: RELION 5 / RELION 4 / Warp STAR, Dynamo tables, IMOD
+point files, malformed inputs (one line, exit 2), copick projects and the napari viewer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from templearn.errors import TemplearnError
+from templearn.euler import euler_to_matrix
+from templearn.picks import Picks, read_picks, write_picks
+
+VS = 8.0
+SHAPE = (40, 64, 96)   # [z, y, x]
+
+
+def _picks(n=6, tomogram="TS_01", seed=4, label=1):
+    rng = np.random.default_rng(seed)
+    xyz = rng.uniform(0, 1, (n, 3)) * np.array(SHAPE[::-1]) - 0.5
+    euler = np.column_stack([rng.uniform(-180, 180, n), rng.uniform(0, 180, n), rng.uniform(-180, 180, n)])
+    return Picks(xyz, VS, tomogram, label, rng.uniform(0, 1, n), euler, {1: "ribosome", 2: "nucleosome"})
+
+
+def _same_rotations(a, b):
+    np.testing.assert_allclose(euler_to_matrix(a), euler_to_matrix(b), atol=1e-5)
+
+
+# --- RELION STAR ---------------------------------------------------------------------------------
+
+def test_relion5_round_trip_in_angstrom(tmp_path):
+    import starfile
+
+    p = _picks()
+    write_picks(tmp_path / "picks.star", p, shape=SHAPE)
+    data = starfile.read(tmp_path / "picks.star", always_dict=True)
+    parts = data["particles"]
+    # RELION 5's columns: centred Å, no voxel coordinates, and the tomograms table beside.
+    assert {"rlnTomoName", "rlnCenteredCoordinateXAngst", "rlnCenteredCoordinateYAngst",
+            "rlnCenteredCoordinateZAngst", "rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi"} <= set(parts)
+    assert "rlnCoordinateX" not in parts and "rlnDetectorPixelSize" not in parts
+    assert data["optics"]["rlnTomoTiltSeriesPixelSize"].iloc[0] == pytest.approx(VS)
+    tomos = starfile.read(tmp_path / "tomograms.star", always_dict=True)["global"]
+    row = tomos.iloc[0]
+    assert row["rlnTomoName"] == "TS_01"
+    assert (row["rlnTomoSizeX"], row["rlnTomoSizeY"], row["rlnTomoSizeZ"]) == SHAPE[::-1]
+    assert row["rlnTomoTiltSeriesPixelSize"] == pytest.approx(VS) and row["rlnTomoTomogramBinning"] == 1
+    # RELION's decentering: pixel = centred / pixel size + size / 2.
+    np.testing.assert_allclose(parts["rlnCenteredCoordinateXAngst"] / VS + SHAPE[2] / 2, p.xyz[:, 0], atol=1e-4)
+    back = read_picks(tmp_path / "picks.star")
+    assert back.voxel_size == pytest.approx(VS)
+    np.testing.assert_allclose(back.xyz_angstrom(), p.xyz_angstrom(), atol=0.01)
+    assert (back.tomogram == "TS_01").all() and (back.label == 1).all()
+    np.testing.assert_allclose(back.score, p.score, atol=1e-6)
+    _same_rotations(back.euler, p.euler)
+
+
+def test_relion5_written_by_relion(tmp_path):
+    """A RELION 5 particles file (general + optics + particles blocks, binned tomograms): the Å
+    from the tomogram origin are centred + size * tilt-series pixel / 2; the voxel is the
+    tomogram's (pixel x binning)."""
+    (tmp_path / "tomograms.star").write_text(
+        "data_global\n\nloop_\n_rlnTomoName #1\n_rlnVoltage #2\n_rlnTomoTiltSeriesPixelSize #3\n"
+        "_rlnTomoTomogramBinning #4\n_rlnTomoSizeX #5\n_rlnTomoSizeY #6\n_rlnTomoSizeZ #7\n"
+        "_rlnTomoReconstructedTomogram #8\n"
+        "TS_01 300.0 1.35 4.0 4000 4096 1000 Reconstruct/job010/tomograms/rec_TS_01.mrc\n"
+        "TS_02 300.0 1.35 4.0 4000 4096 1200 Reconstruct/job010/tomograms/rec_TS_02.mrc\n")
+    (tmp_path / "particles.star").write_text(
+        "# version 50001\n\ndata_general\n\n_rlnTomoSubTomosAre2DStacks 1\n\n"
+        "data_optics\n\nloop_\n_rlnOpticsGroup #1\n_rlnOpticsGroupName #2\n_rlnTomoTiltSeriesPixelSize #3\n"
+        "_rlnImagePixelSize #4\n_rlnImageSize #5\n1 optics1 1.35 5.4 64\n\n"
+        "data_particles\n\nloop_\n_rlnTomoName #1\n_rlnCenteredCoordinateXAngst #2\n"
+        "_rlnCenteredCoordinateYAngst #3\n_rlnCenteredCoordinateZAngst #4\n_rlnAngleRot #5\n_rlnAngleTilt #6\n"
+        "_rlnAnglePsi #7\n_rlnOpticsGroup #8\n"
+        "TS_01 1754.83 -879.58 138.07 27.1 92.6 6.7 1\n"
+        "TS_02 -100.00 0.00 -200.50 0.0 0.0 0.0 1\n")
+    back = read_picks(tmp_path / "particles.star")
+    assert back.voxel_size == pytest.approx(5.4)
+    expect = np.array([[1754.83 + 2700.0, -879.58 + 2764.8, 138.07 + 675.0],
+                       [-100.0 + 2700.0, 0.0 + 2764.8, -200.5 + 810.0]])
+    np.testing.assert_allclose(back.xyz_angstrom(), expect, atol=0.01)
+    assert back.tomogram.tolist() == ["TS_01", "TS_02"]
+
+
+def test_relion5_needs_its_tomograms(tmp_path):
+    p = _picks()
+    write_picks(tmp_path / "picks.star", p, shape=SHAPE)
+    (tmp_path / "tomograms.star").unlink()
+    with pytest.raises(TemplearnError, match="tomograms.star") as exc:
+        read_picks(tmp_path / "picks.star")
+    assert exc.value.path == str(tmp_path / "picks.star")
+    with pytest.raises(TemplearnError, match="shape"):
+        write_picks(tmp_path / "p5.star", p, star_format="relion5")
+
+
+def test_tomograms_table_is_merged(tmp_path):
+    a, b = _picks(tomogram="TS_01"), _picks(tomogram="TS_02", seed=5)
+    write_picks(tmp_path / "a.star", a, shape=SHAPE)
+    write_picks(tmp_path / "b.star", b, shape=(20, 64, 96))
+    for path, p in ((tmp_path / "a.star", a), (tmp_path / "b.star", b)):
+        np.testing.assert_allclose(read_picks(path).xyz_angstrom(), p.xyz_angstrom(), atol=0.01)
+
+
+def test_relion4_round_trip(tmp_path):
+    import starfile
+
+    p = _picks()
+    write_picks(tmp_path / "picks.star", p, shape=SHAPE, star_format="relion4")
+    parts = starfile.read(tmp_path / "picks.star", always_dict=True)["particles"]
+    np.testing.assert_allclose(parts[["rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ"]], p.xyz, atol=1e-5)
+    assert not (tmp_path / "tomograms.star").exists()
+    back = read_picks(tmp_path / "picks.star")
+    assert back.voxel_size == pytest.approx(VS)
+    np.testing.assert_allclose(back.xyz, p.xyz, atol=1e-5)
+    _same_rotations(back.euler, p.euler)
+    with pytest.raises(TemplearnError, match="unknown STAR format"):
+        write_picks(tmp_path / "x.star", p, star_format="relion3")
+
+
+def _voxel_star(path, columns: dict, optics: dict | None = None):
+    import pandas as pd
+    import starfile
+
+    blocks = {}
+    if optics is not None:
+        blocks["optics"] = pd.DataFrame(optics)
+    blocks["particles"] = pd.DataFrame({"rlnTomoName": ["t"], "rlnCoordinateX": [100.0], "rlnCoordinateY": [50.0],
+                                        "rlnCoordinateZ": [10.0], **columns})
+    starfile.write(blocks, path, overwrite=True)
+    return path
+
+
+@pytest.mark.parametrize("columns, optics, expect", [
+    ({"rlnOpticsGroup": [2]}, {"rlnOpticsGroup": [1, 2], "rlnTomoTiltSeriesPixelSize": [1.0, 2.5],
+                               "rlnImagePixelSize": [9.0, 9.0]}, 2.5),             # tilt-series pixel, by group
+    ({}, {"rlnOpticsGroup": [1], "rlnImagePixelSize": [4.2]}, 4.2),                 # RELION 4 optics
+    ({"rlnMicrographPixelSize": [3.1]}, None, 3.1),
+    ({"rlnMagnification": [10000.0], "rlnDetectorPixelSize": [1.96]}, None, 1.96),  # Warp: µm x 1e4 / mag
+    ({"rlnMagnification": [50000.0], "rlnDetectorPixelSize": [5.0]}, None, 1.0),
+])
+def test_voxel_coordinates_pixel_size(tmp_path, columns, optics, expect):
+    back = read_picks(_voxel_star(tmp_path / "p.star", columns, optics), voxel_size=99.0)
+    assert back.voxel_size == pytest.approx(expect)
+    np.testing.assert_allclose(back.xyz_angstrom(), [[100.0 * expect, 50.0 * expect, 10.0 * expect]])
+
+
+def test_detector_pixel_size_is_never_angstrom(tmp_path):
+    path = _voxel_star(tmp_path / "p.star", {"rlnDetectorPixelSize": [5.0]})
+    with pytest.raises(TemplearnError, match="pixel size") as exc:
+        read_picks(path)
+    assert "\n" not in str(exc.value)
+    assert read_picks(path, voxel_size=13.0).voxel_size == pytest.approx(13.0)
+
+
+# --- Dynamo and IMOD -----------------------------------------------------------------------------
+
+def test_dynamo_table(tmp_path):
+    import dynamotable
+    from scipy.spatial.transform import Rotation
+
+    p = _picks()
+    p.label[:2] = 2
+    write_picks(tmp_path / "picks.tbl", p)
+    df = dynamotable.read(str(tmp_path / "picks.tbl"), str(tmp_path / "picks.doc"))
+    assert df["tag"].tolist() == list(range(1, len(p) + 1))
+    np.testing.assert_allclose(df[["x", "y", "z"]], p.xyz, atol=1e-6)
+    assert df["class"].tolist() == p.label.tolist() and (df["tomo"] == 1).all()
+    assert (df["tomo_file"] == "TS_01").all() and (df["apix"] == VS).all()
+    np.testing.assert_allclose(df["cc"], p.score, atol=1e-9)
+    # Dynamo's extrinsic zxz (tdrot, tilt, narot) names the same rotation as RELION's ZYZ.
+    dyn = Rotation.from_euler("zxz", df[["tdrot", "tilt", "narot"]].to_numpy(), degrees=True).as_matrix()
+    rel = Rotation.from_euler("ZYZ", p.euler, degrees=True).as_matrix()
+    np.testing.assert_allclose(dyn, rel, atol=1e-9)
+    # the textbook pair: RELION (rot, tilt, psi) = (narot - 90, tilt, tdrot + 90)
+    np.testing.assert_allclose(np.asarray(df[["tilt"]]).ravel(), p.euler[:, 1], atol=1e-6)
+    back = read_picks(tmp_path / "picks.tbl")
+    assert back.voxel_size == VS and (back.tomogram == "TS_01").all()
+    np.testing.assert_allclose(back.xyz, p.xyz, atol=1e-6)
+    _same_rotations(back.euler, p.euler)
+
+
+def test_imod_point_file(tmp_path):
+    p = _picks()
+    p.label[:2] = 2
+    write_picks(tmp_path / "picks_imod.txt", p)
+    rows = [line.split() for line in (tmp_path / "picks_imod.txt").read_text().splitlines()]
+    # point2model's input: object contour x y z, numbered from 1; IMOD's pixel centres at +0.5 in x, y.
+    assert all(len(r) == 5 for r in rows) and len(rows) == len(p)
+    obj = np.array([int(r[0]) for r in rows])
+    cont = np.array([int(r[1]) for r in rows])
+    xyz = np.array([[float(v) for v in r[2:]] for r in rows])
+    assert sorted(obj.tolist()) == sorted(p.label.tolist())
+    for lab in (1, 2):
+        assert cont[obj == lab].tolist() == list(range(1, int(np.sum(p.label == lab)) + 1))
+        np.testing.assert_allclose(xyz[obj == lab], p.xyz[p.label == lab] + [0.5, 0.5, 0.0], atol=1e-3)
+    back = read_picks(tmp_path / "picks_imod.txt", voxel_size=VS)
+    np.testing.assert_allclose(np.sort(back.xyz, axis=0), np.sort(p.xyz, axis=0), atol=1e-3)
+    with pytest.raises(TemplearnError, match="voxel size"):
+        read_picks(tmp_path / "picks_imod.txt")
+
+
+def test_empty_picks_in_every_format(tmp_path):
+    from templearn.stages.pick_eval.outputs import write_all
+
+    empty = Picks.empty(VS)
+    empty.class_names = {1: "ribosome"}
+    write_all(tmp_path, empty, shape=SHAPE)
+    for f in ("picks.star", "picks.csv", "picks.xml", "picks.tbl", "picks_imod.txt", "picks_ribosome.json"):
+        assert len(read_picks(tmp_path / f, voxel_size=VS)) == 0, f
+    assert read_picks(tmp_path / "picks.star").voxel_size == VS      # the optics table records it
+    with pytest.raises(TemplearnError, match="voxel size"):
+        read_picks(tmp_path / "picks.tbl")
+
+
+def test_write_all_holds_accepted_picks(tmp_path):
+    import dynamotable
+
+    from templearn.stages.pick_eval.outputs import write_all
+
+    p = _picks(n=8)
+    p.accepted = np.array([True, False] * 4)
+    paths = write_all(tmp_path, p, shape=SHAPE)
+    names = {q.name for q in paths}
+    assert {"picks.star", "tomograms.star", "picks.csv", "picks.xml", "picks.tbl", "picks.doc",
+            "picks_imod.txt", "picks_ribosome.json"} <= names
+    keep = p.xyz_angstrom()[p.accepted]
+    for f, kw in (("picks.star", {}), ("picks.csv", {}), ("picks.xml", {"voxel_size": VS}), ("picks.tbl", {}),
+                  ("picks_imod.txt", {"voxel_size": VS}), ("picks_ribosome.json", {})):
+        back = read_picks(tmp_path / f, **kw)
+        np.testing.assert_allclose(back.xyz_angstrom(), keep, atol=0.01, err_msg=f)
+    assert len(dynamotable.read(str(tmp_path / "picks.tbl"))) == 4
+    write_all(tmp_path / "r4", p, star_format="relion4")
+    np.testing.assert_allclose(read_picks(tmp_path / "r4" / "picks.star").xyz_angstrom(), keep, atol=0.01)
+
+
+# --- malformed inputs ----------------------------------------------------------------------------
+
+MALFORMED = [
+    ("empty.star", ""),
+    ("blank.star", "\n\n   \n"),
+    ("garbled.star", "data_particles\nloop_\n_rlnCoordinateX #1\n_rlnCoordinateY #2\n1.0\n2.0 3.0 4.0 5.0\n"),
+    ("nocoords.star", "data_particles\n\nloop_\n_rlnTomoName #1\n_rlnAngleRot #2\nTS 1.0\n"),
+    ("binary.star", b"\x00\xff\xfe garbage \x89PNG\r\n"),
+    ("words.star", "this is not a star file at all\n"),
+    ("empty.xml", ""),
+    ("bad.xml", "<objlist><object x='1' y='2'"),
+    ("nums.xml", "<objlist><object x='a' y='2' z='3'/></objlist>"),
+    ("empty.json", ""),
+    ("bad.json", "{\"points\": [ {\"location\": "),
+    ("list.json", "[1, 2, 3]"),
+    ("nolocation.json", "{\"voxel_spacing\": 10, \"points\": [{\"score\": 1}]}"),
+    ("empty.csv", ""),
+    ("binary.csv", b"\x00\x01\x02\xff\xfe\n\x00"),
+    ("text.csv", "x,y,z\na,b,c\n"),
+    ("binary.tbl", b"\x00\xff\xfe\x01"),
+    ("short.tbl", "1 1 0 0 0\n"),
+    ("text.tbl", "1 1 1 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 1 0 1 0 a b c\n"),
+    ("bad.txt", "1 2\n"),
+    ("words.txt", "one two three\n"),
+]
+
+
+@pytest.mark.parametrize("name, content", MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_malformed_picks_one_line(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(TemplearnError) as exc:
+        read_picks(path, voxel_size=10.0)
+    assert exc.value.path == str(path)
+    assert "\n" not in str(exc.value) and len(str(exc.value)) < 400
+
+
+@pytest.mark.parametrize("name, content", [MALFORMED[0], MALFORMED[2], MALFORMED[8], MALFORMED[13], MALFORMED[17]],
+                         ids=["empty.star", "garbled.star", "nums.xml", "empty.csv", "short.tbl"])
+def test_malformed_picks_cli_exit_2(tmp_path, capsys, name, content):
+    from templearn.cli_util import run
+    from templearn.stages.pick_eval.cli import app
+
+    good = tmp_path / "truth.csv"
+    write_picks(good, _picks())
+    bad = tmp_path / name
+    bad.write_text(content)
+    for args in (["--picks", str(bad), "--truth", str(good)], ["--picks", str(good), "--truth", str(bad)]):
+        with pytest.raises(SystemExit) as exc:
+            run(app, ["evaluate", *args, "--out", str(tmp_path / "ev"), "--distance", "20"])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and str(bad) in err and "\n" not in err and "Traceback" not in err
