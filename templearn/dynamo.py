@@ -22,18 +22,25 @@ from .atomic import atomic_path, write_text
 from .errors import TemplearnError
 
 
-def relion_to_dynamo(euler) -> np.ndarray:
-    from scipy.spatial.transform import Rotation
+def _convert(angles, source: str, dest: str) -> np.ndarray:
+    import warnings
 
-    euler = np.asarray(euler, float).reshape(-1, 3)
-    return Rotation.from_euler("ZYZ", euler, degrees=True).as_euler("zxz", degrees=True) if len(euler) else euler
-
-
-def dynamo_to_relion(angles) -> np.ndarray:
     from scipy.spatial.transform import Rotation
 
     angles = np.asarray(angles, float).reshape(-1, 3)
-    return Rotation.from_euler("zxz", angles, degrees=True).as_euler("ZYZ", degrees=True) if len(angles) else angles
+    if not len(angles):
+        return angles
+    with warnings.catch_warnings():  # tilt 0 (gimbal lock): scipy picks one of the equal triples
+        warnings.simplefilter("ignore", UserWarning)
+        return Rotation.from_euler(source, angles, degrees=True).as_euler(dest, degrees=True)
+
+
+def relion_to_dynamo(euler) -> np.ndarray:
+    return _convert(euler, "ZYZ", "zxz")
+
+
+def dynamo_to_relion(angles) -> np.ndarray:
+    return _convert(angles, "zxz", "ZYZ")
 
 
 def table_map_path(path: Path) -> Path:

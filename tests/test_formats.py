@@ -285,3 +285,156 @@ def test_malformed_picks_cli_exit_2(tmp_path, capsys, name, content):
         assert exc.value.code == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: ") and str(bad) in err and "\n" not in err and "Traceback" not in err
+
+
+# --- copick --------------------------------------------------------------------------------------
+
+def _cli(app_args) -> int:
+    from templearn.cli_util import run
+    from templearn.stages.pick_eval.cli import app
+
+    try:
+        run(app, [str(a) for a in app_args])
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def _blobs(shape=(32, 40, 48), n=4, sigma=2.0, seed=2):
+    """Gaussian blobs (bright) at well-separated voxel positions [x, y, z], with a little noise."""
+    rng = np.random.default_rng(seed)
+    pos = []
+    while len(pos) < n:
+        p = rng.integers([8, 8, 8], [shape[2] - 8, shape[1] - 8, shape[0] - 8])
+        if not pos or np.min(np.linalg.norm(np.array(pos) - p, axis=1)) > 12:
+            pos.append(p)
+    zz, yy, xx = np.indices(shape)
+    vol = sum(np.exp(-((xx - x) ** 2 + (yy - y) ** 2 + (zz - z) ** 2) / (2 * sigma ** 2)) for x, y, z in pos)
+    return (vol + rng.normal(0, 0.02, shape)).astype(np.float32), np.array(pos, float)
+
+
+def _copick_project(tmp_path, volume, voxel_size, objects=("ribosome",)):
+    """A local copick project made with copick's own API: one run, one OME-Zarr tomogram."""
+    import json
+
+    copick = pytest.importorskip("copick")
+    config = tmp_path / "copick.json"
+    config.write_text(json.dumps({
+        "config_type": "filesystem", "name": "test", "overlay_root": f"local://{tmp_path / 'overlay'}",
+        "overlay_fs_args": {"auto_mkdir": True},
+        "pickable_objects": [{"name": o, "is_particle": True, "label": i + 1, "radius": 60.0}
+                             for i, o in enumerate(objects)] + [{"name": "membrane", "is_particle": False, "label": 9}],
+    }))
+    root = copick.from_file(str(config))
+    run = root.new_run("TS_01")
+    run.new_voxel_spacing(voxel_size).new_tomogram("wbp").from_numpy(volume)
+    return config
+
+
+def test_copick_tomogram_in_picks_out(tmp_path):
+    """match reads the tomogram of a copick project and writes its picks into it, listed by copick
+    at the right locations in Å."""
+    import copick
+
+    from templearn.mrc import write_mrc
+
+    vol, pos = _blobs()
+    config = _copick_project(tmp_path, vol, VS)
+    zz, yy, xx = np.indices((13, 13, 13))
+    tpl = write_mrc(tmp_path / "blob.mrc", np.exp(-((xx - 6) ** 2 + (yy - 6) ** 2 + (zz - 6) ** 2) / 8.0), VS)
+    out = tmp_path / "tm"
+    assert _cli(["match", "--copick-config", config, "--run", "TS_01", "--template", tpl, "--out", out,
+                 "--angular-step", 90, "--n-peaks", len(pos), "--contrast", "bright", "--class-name", "ribosome"]) == 0
+    found = copick.from_file(str(config)).get_run("TS_01").get_picks(object_name="ribosome", user_id="templearn",
+                                                                      session_id="0")
+    assert len(found) == 1
+    xyz, transforms = found[0].numpy()
+    assert len(xyz) >= len(pos) - 1
+    d = np.linalg.norm(xyz[:, None, :] - (pos * VS)[None], axis=2)
+    assert np.all(d.min(axis=1) <= 1.0 * VS)           # each pick on a blob, within a voxel
+    np.testing.assert_allclose(xyz, read_picks(out / "picks.star").xyz_angstrom(), atol=0.01)
+    assert transforms.shape == (len(xyz), 4, 4)
+    # A second run replaces that picks set rather than failing on it.
+    assert _cli(["match", "--copick-config", config, "--run", "TS_01", "--template", tpl, "--out", out,
+                 "--angular-step", 90, "--n-peaks", 2, "--contrast", "bright", "--class-name", "ribosome"]) == 0
+    again = copick.from_file(str(config)).get_run("TS_01").get_picks(object_name="ribosome")
+    assert len(again) == 1 and len(again[0].numpy()[0]) == 2
+
+
+def test_copick_errors(tmp_path, capsys):
+    from templearn.mrc import write_mrc
+
+    vol, _ = _blobs()
+    config = _copick_project(tmp_path, vol, VS)
+    zz, yy, xx = np.indices((9, 9, 9))
+    tpl = write_mrc(tmp_path / "blob.mrc", np.exp(-((xx - 4) ** 2 + (yy - 4) ** 2 + (zz - 4) ** 2) / 8.0), VS)
+    base = ["match", "--template", tpl, "--out", tmp_path / "o", "--angular-step", 90]
+    for args, words in (
+        (["--copick-config", config, "--run", "TS_99"], ["TS_99", "TS_01"]),
+        (["--copick-config", config, "--run", "TS_01", "--voxel-spacing", 3.0], ["3 Å"]),
+        (["--copick-config", config, "--run", "TS_01", "--tomo-type", "denoised"], ["denoised", "wbp"]),
+        (["--copick-config", config, "--run", "TS_01", "--class-name", "virus"], ["virus", "ribosome"]),
+        (["--copick-config", config, "--run", "TS_01", tmp_path / "t.mrc"], ["not both"]),
+        (["--copick-config", config], ["--run"]),
+        (["--copick-config", tmp_path / "none.json", "--run", "TS_01"], ["none.json"]),
+        ([], ["copick"]),
+    ):
+        assert _cli(base + args) == 2, args
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error:") and "\n" not in err and all(w in err for w in words), (args, err)
+
+
+def test_copick_truth_for_evaluate(tmp_path):
+    """evaluate takes a copick run's picks (a curator's) as the truth."""
+    import json
+
+    import copick
+    from copick.models import CopickLocation, CopickPoint
+
+    vol, pos = _blobs()
+    config = _copick_project(tmp_path, vol, VS)
+    run = copick.from_file(str(config)).get_run("TS_01")
+    truth = run.new_picks("ribosome", "1", "curator")
+    truth.points = [CopickPoint(location=CopickLocation(x=x, y=y, z=z)) for x, y, z in pos * VS]
+    truth.store()
+    picks = tmp_path / "picks.csv"
+    xyz = np.concatenate([pos[:3] + 0.5, [[2.0, 2.0, 2.0]]])      # 3 right, 1 false, the 4th missed
+    write_picks(picks, Picks(xyz, VS, "TS_01", 1, [4.0, 3.0, 2.0, 1.0], class_names={1: "ribosome"}))
+    out = tmp_path / "ev"
+    assert _cli(["evaluate", "--picks", picks, "--truth", "TS_01", "--copick-config", config,
+                 "--target", "ribosome", "--distance", 2 * VS, "--out", out]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["target"] == "ribosome" and report["tomograms"][0]["n_truth"] == len(pos)
+    assert max(report["overall"]["tp"]) == 3 and report["overall"]["fn"][0] == len(pos) - 3
+    from templearn.copick_io import CopickPicksSource
+
+    back = CopickPicksSource(config, "curator").read("TS_01", "ribosome")
+    np.testing.assert_allclose(back.xyz_angstrom(), pos * VS, atol=1e-6)
+
+
+@pytest.mark.deepfinder
+def test_copick_pick(tmp_path):
+    """pick segments a copick project's tomogram and stores its picks there (a network with random
+    weights: the picks are whatever it finds; the copick set must be the picks files' set)."""
+    import json
+
+    import copick
+
+    from templearn.stages.deepfinder_train import dfcompat
+
+    dfcompat.seed_everything(0)
+    dfcompat.save_weights(dfcompat.build_network(2, 16), tmp_path / "model.h5")
+    (tmp_path / dfcompat.CARD_NAME).write_text(json.dumps({
+        "format": dfcompat.CARD_FORMAT, "version": dfcompat.CARD_VERSION, "n_classes": 2, "patch": 16,
+        "voxel_size": VS, "classes": {"0": "background", "1": "ribosome"}}))
+    vol, _ = _blobs(shape=(24, 32, 32), n=2)
+    config = _copick_project(tmp_path, vol, VS)
+    out = tmp_path / "pick"
+    assert _cli(["pick", "--copick-config", config, "--run", "TS_01", "--weights", tmp_path / "model.h5",
+                 "--out", out, "--radius", 3, "--min-size", 1, "--crop", 2, "--overlap", 6,
+                 "--copick-user", "me", "--copick-session", "7"]) == 0
+    found = copick.from_file(str(config)).get_run("TS_01").get_picks(object_name="ribosome", user_id="me", session_id="7")
+    assert len(found) == 1
+    csv = read_picks(out / "picks.csv")
+    np.testing.assert_allclose(found[0].numpy()[0], csv.xyz_angstrom(), atol=0.01)
+    assert len(csv) > 0 and (csv.tomogram == "TS_01").all()

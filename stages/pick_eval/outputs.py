@@ -44,3 +44,10 @@ def _one_label(p: Picks, lab: int) -> Picks:
     if len(p) == 0:
         p.class_names = {1: p.class_names[lab]}
     return p
+
+
+def write_copick(target, picks: Picks) -> list[Path]:
+    """The accepted picks into the copick project of ``target`` (:mod:`templearn.copick_io`)."""
+    from templearn import copick_io
+
+    return copick_io.write_picks(target, picks.written())

@@ -53,6 +53,7 @@ def run_pick(
     overlap: int = seg.DEFAULT_OVERLAP,
     class_names: list[str] | None = None,
     star_format: str = "relion5",
+    copick=None,
 ) -> dict:
     """Segment ``tomogram`` with the model ``weights``, cluster each class (MeanShift, bandwidth
     ``radius`` voxels), keep clusters of at least ``min_size`` voxels.
@@ -61,17 +62,19 @@ def run_pick(
     XML, Dynamo, IMOD, copick),
     ``clusters.csv`` (every cluster, score = size, for ``evaluate``), ``segmentation.mrc`` (label
     map, int8), ``picks.png`` and ``provenance.json``. Returns a summary (counts per class).
+    ``copick`` (a :class:`templearn.copick_io.CopickTarget`, with ``tomogram`` None): the tomogram
+    comes from a copick project and the picks go into it too.
     """
-    from templearn import provenance
+    from templearn import copick_io, provenance
     from templearn.star import check_format as check_star_format
-    from templearn.mrc import read_mrc, write_mrc
+    from templearn.mrc import write_mrc
     from templearn.picks import write_picks
 
-    from . import outputs, plots
+    from . import inputs, outputs, plots
 
-    tomogram, weights, out_dir = Path(tomogram), Path(weights), Path(out_dir)
+    weights, out_dir = Path(weights), Path(out_dir)
     check_star_format(star_format)
-    volume, voxel = read_mrc(tomogram)
+    volume, voxel, name, tomogram = inputs.read_tomogram(tomogram, copick)
     seg.check_tomogram(volume, tomogram)
     mask_arr = seg.read_mask(mask, volume.shape) if mask is not None else None
     model, card = seg.load_model(weights, patch)
@@ -79,6 +82,8 @@ def run_pick(
     n_classes = int(card["n_classes"])
     names = seg.class_names(card, class_names, n_classes, weights)
     radii = radii_for(radius, n_classes)
+    if copick is not None:
+        copick_io.object_names(copick, names)
     if min_size is None:
         min_size = default_min_size(min(radii.values()))
     if min_size < 0:
@@ -86,7 +91,6 @@ def run_pick(
 
     labels = seg.segment_labels(model, volume, patch, crop, overlap, mask_arr)
     clusters = cluster_labelmap(labels, radii)
-    name = tomogram.stem
     every = clusters_to_picks(clusters, voxel, name, names)
     kept = every.select(every.score >= min_size)
 
@@ -95,6 +99,8 @@ def run_pick(
                          label=f"templearn pick-eval labels of {name}")]
     written.append(write_picks(out_dir / "clusters.csv", every))
     written += outputs.write_all(out_dir, kept, shape=volume.shape, star_format=star_format)
+    if copick is not None:
+        written += outputs.write_copick(copick, kept)
     png = out_dir / "picks.png"
     plots.picks_on_slices(png, volume, kept.xyz, kept.label, max(radii.values()),
                           title=f"{name}: {len(kept)} picks (clusters >= {min_size} voxels)")
@@ -106,7 +112,9 @@ def run_pick(
     }
     provenance.record(out_dir, "pick-eval pick",
                       {"radius": radii, "min_size": min_size, "mask": mask, "patch": patch or card.get("patch"),
-                       "crop": crop, "overlap": overlap, "class_names": names, "star_format": star_format},
-                      inputs=[tomogram, weights] + ([Path(mask)] if mask else []), outputs=written,
+                       "crop": crop, "overlap": overlap, "class_names": names, "star_format": star_format,
+                       "copick": copick.as_dict() if copick else None},
+                      inputs=[tomogram, weights] + ([Path(mask)] if mask else []) + ([copick.config] if copick else []),
+                      outputs=written,
                       extra={"summary": summary})
     return summary

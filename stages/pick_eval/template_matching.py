@@ -230,6 +230,7 @@ def run_match(
     contrast: str = "dark",
     class_name: str | None = None,
     star_format: str = "relion5",
+    copick=None,
 ) -> dict:
     """Template matching of ``template`` over ``tomogram``; picks scored by NCC.
 
@@ -240,21 +241,23 @@ def run_match(
     ``min_distance`` (voxels) to the template's :func:`equivalent_radius`.
 
     Writes the picks (:func:`.outputs.write_all`; STAR as ``star_format``), ``scores.mrc`` (best NCC per voxel),
-    ``picks.png`` and ``provenance.json`` into ``out_dir``.
+    ``picks.png`` and ``provenance.json`` into ``out_dir``. ``copick`` (a
+    :class:`templearn.copick_io.CopickTarget`, with ``tomogram`` None): the tomogram comes from a
+    copick project and the picks go into it too.
     """
     from pathlib import Path
 
-    from templearn import provenance
+    from templearn import copick_io, provenance
     from templearn.star import check_format as check_star_format
-    from templearn.mrc import read_mrc, write_mrc
+    from templearn.mrc import write_mrc
     from templearn.picks import Picks
     from templearn.progress import track
 
-    from . import outputs, plots
+    from . import inputs, outputs, plots
     from .rotations import angle_grid
     from .segment import check_tomogram, read_mask
 
-    tomogram, out_dir = Path(tomogram), Path(out_dir)
+    out_dir = Path(out_dir)
     check_star_format(star_format)
     if contrast not in ("dark", "bright"):
         raise TemplearnError(f"--contrast must be 'dark' or 'bright', got {contrast!r}")
@@ -262,7 +265,10 @@ def run_match(
         raise TemplearnError(f"--angular-step must be in (0, 180] degrees, got {angular_step}")
     if not 0 < tilt_range <= 90:
         raise TemplearnError(f"--tilt-range must be in (0, 90] degrees, got {tilt_range}")
-    volume, voxel = read_mrc(tomogram)
+    volume, voxel, tomo_name, tomogram = inputs.read_tomogram(tomogram, copick)
+    name = class_name or Path(str(template)).name.split(".")[0]
+    if copick is not None:
+        copick_io.object_names(copick, {1: name})
     check_tomogram(volume, tomogram)
     mask_arr = read_mask(mask, volume.shape) if mask is not None else None
     try:
@@ -282,8 +288,7 @@ def run_match(
     if n_peaks is None:
         n_peaks = int(min(MAX_DEFAULT_PEAKS, max(1, volume.size / (4.0 / 3.0 * np.pi * min_distance ** 3))))
     peaks = extract_peaks(res.scores, n_peaks, min_distance, mask_arr)
-    name = class_name or Path(str(template)).name.split(".")[0]
-    picks = Picks(peaks[:, ::-1].astype(float), voxel, np.full(len(peaks), tomogram.stem), np.ones(len(peaks), int),
+    picks = Picks(peaks[:, ::-1].astype(float), voxel, np.full(len(peaks), tomo_name), np.ones(len(peaks), int),
                   res.scores[tuple(peaks.T)] if len(peaks) else np.zeros(0),
                   eulers[res.best[tuple(peaks.T)]] if len(peaks) else np.zeros((0, 3)), {1: name})
 
@@ -291,17 +296,20 @@ def run_match(
     scores = np.where(np.isfinite(res.scores), res.scores, 0.0).astype(np.float32)
     written = [write_mrc(out_dir / "scores.mrc", scores, voxel, label="templearn pick-eval match: best NCC")]
     written += outputs.write_all(out_dir, picks, shape=volume.shape, star_format=star_format)
+    if copick is not None:
+        written += outputs.write_copick(copick, picks)
     png = out_dir / "picks.png"
     top = picks.select(picks.score >= (np.quantile(picks.score, 0.5) if len(picks) else 0))
     plots.picks_on_slices(png, -volume if contrast == "dark" else volume, top.xyz, top.label, radius,
-                          title=f"{tomogram.stem}: template matching, top {len(top)} of {len(picks)} peaks")
+                          title=f"{tomo_name}: template matching, top {len(top)} of {len(picks)} peaks")
     written.append(png)
     summary = {"n_rotations": len(eulers), "n_peaks": len(picks), "template_radius_voxels": radius,
                "template_box": int(tpl.shape[0])}
     provenance.record(out_dir, "pick-eval match",
                       {"template": str(template), "angular_step": angular_step, "tilt_range": tilt_range,
                        "n_peaks": n_peaks, "min_distance": min_distance, "resolution": resolution,
-                       "mask": mask, "contrast": contrast, "class_name": name, "star_format": star_format},
+                       "mask": mask, "contrast": contrast, "class_name": name, "star_format": star_format,
+                       "copick": copick.as_dict() if copick else None},
                       inputs=[tomogram] + ([Path(template)] if Path(str(template)).is_file() else [])
-                      + ([Path(mask)] if mask else []), outputs=written, extra={"summary": summary})
+                      + ([Path(mask)] if mask else []) + ([copick.config] if copick else []), outputs=written, extra={"summary": summary})
     return summary
