@@ -438,3 +438,121 @@ def test_copick_pick(tmp_path):
     csv = read_picks(out / "picks.csv")
     np.testing.assert_allclose(found[0].numpy()[0], csv.xyz_angstrom(), atol=0.01)
     assert len(csv) > 0 and (csv.tomogram == "TS_01").all()
+
+
+# --- napari --------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def x_display(tmp_path_factory):
+    """The environment of a virtual X display (Xvfb) for napari's OpenGL canvas, started for these
+    tests and stopped after; skips when Xvfb or Qt's xcb plugin cannot run here (.ci/run installs
+    them). Qt runs in child processes only: one that loses its X server exits, which must not be
+    pytest's."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    pytest.importorskip("napari")
+    xvfb = shutil.which("Xvfb")
+    if xvfb is None:
+        pytest.skip("needs Xvfb (Debian package xvfb) to draw napari's canvas")
+    proc = None
+    for n in range(90, 140):
+        if Path(f"/tmp/.X{n}-lock").exists() or Path(f"/tmp/.X11-unix/X{n}").exists():
+            continue
+        proc = subprocess.Popen([xvfb, f":{n}", "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(50):
+            if Path(f"/tmp/.X11-unix/X{n}").exists() or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        if proc.poll() is None:
+            break
+        proc = None
+    if proc is None:
+        pytest.skip("could not start Xvfb")
+    runtime = tmp_path_factory.mktemp("xdg")
+    runtime.chmod(0o700)
+    env = {"DISPLAY": f":{n}", "QT_QPA_PLATFORM": "xcb", "XDG_RUNTIME_DIR": str(runtime)}
+    # Qt aborts the process when its platform plugin cannot load: try it in a child first.
+    probe = subprocess.run([sys.executable, "-c", "from qtpy.QtWidgets import QApplication; QApplication([])"],
+                           env={**os.environ, **env}, capture_output=True, timeout=60)
+    if probe.returncode != 0:
+        proc.terminate()
+        proc.wait()
+        pytest.skip("Qt's xcb platform plugin cannot start (missing libxcb-* libraries?)")
+    yield {**os.environ, **env}
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+VIEW_SCRIPT = """
+import sys, numpy as np
+from templearn.view import open_viewer
+d = sys.argv[1]
+viewer = open_viewer(d + "/tomo.mrc", [d + "/picks.star"], truth=d + "/picks.star", segmentation=d + "/seg.mrc",
+                     radius=float(sys.argv[2]))
+np.save(d + "/layers.npy", np.array([layer.name for layer in viewer.layers]))
+for z in sys.argv[3:]:
+    viewer.dims.set_point(0, float(z))
+    np.save(d + "/slice_" + z + ".npy", viewer.export_figure())   # napari's own rendering of the data extent
+viewer.close()
+"""
+
+
+def test_view_draws_picks_where_they_are(tmp_path, x_display):
+    import subprocess
+    import sys
+
+    from templearn.mrc import write_mrc
+    from templearn.view import class_colour
+
+    rng = np.random.default_rng(0)
+    shape = (20, 48, 64)
+    write_mrc(tmp_path / "tomo.mrc", rng.normal(0, 0.1, shape).astype(np.float32), VS)
+    xyz = np.array([[40.0, 12.0, 10.0], [10.0, 30.0, 10.0]])
+    p = Picks(xyz, VS, "tomo", [1, 2], [1.0, 2.0], class_names={1: "ribosome", 2: "nucleosome"})
+    write_picks(tmp_path / "picks.star", p, shape=shape)
+    seg = np.zeros(shape, np.int8)
+    seg[9:12, 28:33, 8:13] = 1
+    write_mrc(tmp_path / "seg.mrc", seg, VS)
+    radius = 3 * VS
+    z_in, z_out = f"{10 * VS:g}", "0"
+    child = subprocess.run([sys.executable, "-c", VIEW_SCRIPT, str(tmp_path), str(radius), z_in, z_out],
+                           env=x_display, capture_output=True, text=True, timeout=300)
+    assert child.returncode == 0, child.stderr[-2000:]
+    assert np.load(tmp_path / "layers.npy").tolist() == ["tomo", "seg", "truth", "picks.star"]
+    img = np.load(tmp_path / f"slice_{z_in}.npy")
+    px = img.shape[1] / (shape[2] * VS)     # image pixels per Å
+    for (x, y, _), lab in zip(xyz, p.label):
+        colour = (np.array(class_colour(lab)[:3]) * 255).astype(int)
+        hit = np.all(np.abs(img[..., :3].astype(int) - colour) < 40, axis=-1)
+        ys, xs = np.nonzero(hit)
+        assert hit.sum() > 0.5 * np.pi * (radius * px) ** 2          # a disc of the radius
+        # the data extent starts half a voxel before the first voxel centre
+        np.testing.assert_allclose([xs.mean(), ys.mean()], (np.array([x, y]) * VS + VS / 2) * px - 0.5, atol=VS * px)
+    # On a slice far from both picks nothing of their colours is drawn.
+    img = np.load(tmp_path / f"slice_{z_out}.npy")
+    red = (np.array(class_colour(1)[:3]) * 255).astype(int)
+    assert not np.any(np.all(np.abs(img[..., :3].astype(int) - red) < 40, axis=-1))
+
+
+def test_view_errors(tmp_path, capsys):
+    from templearn.cli import app
+    from templearn.cli_util import run
+    from templearn.mrc import write_mrc
+
+    tomo = write_mrc(tmp_path / "tomo.mrc", np.zeros((8, 8, 8), np.float32), VS)
+    write_mrc(tmp_path / "seg.mrc", np.zeros((8, 8, 16), np.int8), VS)
+    (tmp_path / "bad.star").write_text("")
+    for args, word in ((["view", tmp_path / "none.mrc"], "none.mrc"),
+                       (["view", tomo, "--picks", tmp_path / "bad.star"], "bad.star"),
+                       (["view", tomo, "--segmentation", tmp_path / "seg.mrc"], "another tomogram")):
+        with pytest.raises(SystemExit) as exc:
+            run(app, [str(a) for a in args])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error:") and word in err and "\n" not in err
