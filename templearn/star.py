@@ -7,7 +7,9 @@ tilt-series pixels of ``rlnTomoTiltSeriesPixelSize`` Å and its ``rlnTomoTomogra
 converts as ``pixel = centered_Å / pixel_size + size / 2`` (``ParticleSet::
 getParticleCoordDecenteredPixel``), so the Å from the tomogram's origin are
 ``centered + size * pixel_size / 2``. We write binning 1 with the tomogram's own voxel as the
-pixel, so ``rlnTomoSizeX/Y/Z`` is the MRC's shape.
+pixel, so ``rlnTomoSizeX/Y/Z`` is the MRC's shape; each particle row also records its
+tomogram's ``rlnTomoSizeX/Y/Z`` so that the particles file reads on its own (a ``tomograms`` table
+given explicitly comes first, then these columns, then the ``tomograms.star`` beside).
 
 RELION 4 and Warp: ``rlnCoordinateX/Y/Z`` in pixels, the pixel size (Å) from, in this order,
 ``rlnTomoTiltSeriesPixelSize``, ``rlnImagePixelSize``, ``rlnMicrographPixelSize``, ``rlnPixelSize``
@@ -75,6 +77,9 @@ def write_star(path: Path, picks, *, shape=None, star_format: str | None = None)
         half = np.array([np.array(shapes[t][::-1], float) / 2.0 for t in picks.tomogram]).reshape(-1, 3)
         centred = (picks.xyz - half) * picks.voxel_size
         cols.update({c: centred[:, i] for i, c in enumerate(CENTERED)})
+        # Each particle also records its tomogram's size (a RELION label), so the file reads alone,
+        # e.g. when a workflow stages it without its tomograms.star.
+        cols.update({c: np.array([shapes[t][2 - i] for t in picks.tomogram], int) for i, c in enumerate(SIZES)})
         tomos = pd.DataFrame({
             "rlnTomoName": names,
             **{c: [shapes[t][2 - i] for t in names] for i, c in enumerate(SIZES)},
@@ -192,6 +197,9 @@ def read_star(path: Path, voxel_size: float | None, tomogram: str | None, *, tom
     if n == 0 and (set(CENTERED) <= set(df) or set(VOXELS) <= set(df)):
         xyz_a, vs = np.zeros((0, 3)), _empty_pixel_size(optics, voxel_size, path)
     elif set(CENTERED) <= set(df):
+        if tomograms is None and set(SIZES) <= set(df):     # recorded in the particles themselves
+            tomo_table = _recorded_sizes(df, names, optics, path)
+            tomo_path = path
         xyz_a, vs = _from_centred(df[CENTERED].to_numpy(float), names, tomo_table, tomo_path, voxel_size, shape, path)
     elif set(VOXELS) <= set(df):
         px = _pixel_sizes(df, optics, path)
@@ -216,6 +224,19 @@ def read_star(path: Path, voxel_size: float | None, tomogram: str | None, *, tom
         df["rlnAutopickFigureOfMerit"].to_numpy(float) if "rlnAutopickFigureOfMerit" in df else np.ones(n),
         euler,
     )
+
+
+def _recorded_sizes(df, names, optics, path):
+    """A tomograms table from sizes recorded per particle, the pixel size from the optics table."""
+    import pandas as pd
+
+    px = _pixel_sizes(df, optics, path)
+    if px is None:
+        raise TemplearnError("the particles record their tomogram's size but no pixel size "
+                             "(rlnTomoTiltSeriesPixelSize in the optics table)", path)
+    table = pd.DataFrame({"rlnTomoName": names, **{c: df[c].to_numpy(float) for c in SIZES},
+                          "rlnTomoTiltSeriesPixelSize": px})
+    return table.drop_duplicates("rlnTomoName")
 
 
 def _empty_pixel_size(optics, voxel_size, path) -> float:

@@ -81,10 +81,17 @@ def test_relion5_written_by_relion(tmp_path):
     assert back.tomogram.tolist() == ["TS_01", "TS_02"]
 
 
-def test_relion5_needs_its_tomograms(tmp_path):
+def test_relion5_reads_alone_or_needs_its_tomograms(tmp_path):
+    import starfile
+
     p = _picks()
     write_picks(tmp_path / "picks.star", p, shape=SHAPE)
     (tmp_path / "tomograms.star").unlink()
+    # Our particles record their tomogram's size: the file reads alone (as a workflow stages it).
+    np.testing.assert_allclose(read_picks(tmp_path / "picks.star").xyz_angstrom(), p.xyz_angstrom(), atol=0.01)
+    blocks = starfile.read(tmp_path / "picks.star", always_dict=True)
+    blocks["particles"] = blocks["particles"].drop(columns=["rlnTomoSizeX", "rlnTomoSizeY", "rlnTomoSizeZ"])
+    starfile.write(blocks, tmp_path / "picks.star", overwrite=True)
     with pytest.raises(TemplearnError, match="tomograms.star") as exc:
         read_picks(tmp_path / "picks.star")
     assert exc.value.path == str(tmp_path / "picks.star")
