@@ -8,6 +8,8 @@ umbrella works in every stage's container.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
+from typing import List, Optional
 
 import typer
 
@@ -48,6 +50,21 @@ def stages() -> None:
         except ImportError as exc:
             state = f"not installed ({exc.name})"
         print(f"{name:18s} {what}  [{state}]")
+
+
+@app.command("view")
+def view(
+    tomogram: Path = typer.Argument(..., help="Tomogram (MRC)."),
+    picks: Optional[List[Path]] = typer.Option(None, "--picks", help="Picks file (any format: STAR, CSV, XML, copick JSON, Dynamo .tbl, IMOD .txt); repeat."),
+    truth: Optional[Path] = typer.Option(None, "--truth", help="True particles: a picks file or a tetris sample.json (drawn as rings)."),
+    segmentation: Optional[Path] = typer.Option(None, "--segmentation", help="Label map (MRC), e.g. pick's segmentation.mrc."),
+    voxel_size: Optional[float] = typer.Option(None, "--voxel-size", help="Voxel size in Å of picks files that do not record it [default: the tomogram's]."),
+    radius: Optional[float] = typer.Option(None, "--radius", help="Radius in Å of the drawn particles [default: 10 voxels]."),
+) -> None:
+    """Open TOMOGRAM in napari with its picks (points coloured by class), the truth and a segmentation (needs templearn[view])."""
+    from .view import run_view
+
+    run_view(tomogram, picks or [], truth, segmentation, voxel_size=voxel_size, radius=radius)
 
 
 for _name, (_module, _help) in STAGES.items():

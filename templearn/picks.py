@@ -7,9 +7,10 @@ matching) and optionally ZYZ RELION Euler angles in degrees.
 
 Formats, chosen by the file suffix:
 
-- ``.star``  RELION STAR: ``rlnTomoName``, ``rlnCoordinateX/Y/Z`` (voxels of the tomogram),
-  ``rlnAngleRot/Tilt/Psi``, ``rlnClassNumber``, ``rlnAutopickFigureOfMerit``,
-  ``rlnDetectorPixelSize`` (the voxel size in Å).
+- ``.star``  RELION STAR (:mod:`templearn.star`): RELION 5 centred Å coordinates with the
+  ``tomograms.star`` beside (written when the tomogram's shape is known), or RELION 4 / Warp
+  voxel coordinates; ``rlnTomoName``, ``rlnAngleRot/Tilt/Psi``, ``rlnClassNumber``,
+  ``rlnAutopickFigureOfMerit``; the pixel size from the optics table.
 - ``.csv``   ``tomogram,x,y,z,voxel_size,class_label,class_name,score,rot,tilt,psi[,accepted]``
   (voxels); ``accepted`` (1/0) marks candidates the picker's default cut keeps (``candidates.csv``).
 - ``.xml``   DeepFinder object list: ``<objlist><object tomo_idx obj_id class_label x y z phi psi
@@ -17,7 +18,10 @@ Formats, chosen by the file suffix:
   numbered in order of first appearance. The XML has no voxel size: readers must be told.
 - ``.json``  copick: ``{"pickable_object_name", "user_id", "session_id", "run_name", "points":
   [{"location": {"x","y","z"} (Å), "transformation_": 4x4, "instance_id", "score"}]}``, one
-  tomogram (run) and one object per file.
+  tomogram (run) and one object per file. :mod:`templearn.copick_io` reads and writes picks in a
+  copick project through the ``copick`` package.
+- ``.tbl``   Dynamo table (:mod:`templearn.dynamo`, ``dynamotable``), with its ``.doc`` map.
+- ``.txt``   IMOD point file, ``object contour x y z`` (:mod:`templearn.imod_points`); no voxel size.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from .atomic import atomic_path, write_json, write_text
 from .errors import TemplearnError
 from .euler import euler_to_matrix, matrix_to_euler
 
-FORMATS = (".star", ".csv", ".xml", ".json")
+FORMATS = (".star", ".csv", ".xml", ".json", ".tbl", ".txt")
 
 
 @dataclass
@@ -98,34 +102,40 @@ def _broadcast(value, n, typ):
 
 # --- writing ---------------------------------------------------------------------------------
 
-def write_picks(path: str | os.PathLike, picks: Picks) -> Path:
-    """Write picks in the format given by the suffix (``.star``, ``.csv``, ``.xml``, ``.json``)."""
+def write_picks(path: str | os.PathLike, picks: Picks, *, shape=None, star_format: str | None = None) -> Path:
+    """Write picks in the format given by the suffix (see the module docstring).
+
+    ``shape`` ([z, y, x] voxels, one for all tomograms or a dict by name) and ``star_format``
+    (``relion5``, the default when the shape is known, or ``relion4``) concern STAR only.
+    """
+    return write_picks_files(path, picks, shape=shape, star_format=star_format)[0]
+
+
+def write_picks_files(path: str | os.PathLike, picks: Picks, *, shape=None, star_format: str | None = None) -> list[Path]:
+    """:func:`write_picks`, returning every file written (a STAR's ``tomograms.star``, a Dynamo
+    table's ``.doc``)."""
     path = Path(path)
-    writer = {".star": _write_star, ".csv": _write_csv, ".xml": _write_xml, ".json": _write_copick}.get(path.suffix)
+    if path.suffix == ".star":
+        from .star import write_star
+
+        return write_star(path, picks, shape=shape, star_format=star_format)
+    if path.suffix == ".tbl":
+        from .dynamo import write_tbl
+
+        return write_tbl(path, picks)
+    if path.suffix == ".txt":
+        from .imod_points import write_points
+
+        return write_points(path, picks)
+    writer = {".csv": _write_csv, ".xml": _write_xml, ".json": _write_copick}.get(path.suffix)
     if writer is None:
         raise TemplearnError(f"unknown picks format {path.suffix!r} (use one of {', '.join(FORMATS)})", path)
     writer(path, picks)
-    return path
+    return [path]
 
 
 def _angles(picks: Picks) -> np.ndarray:
     return picks.euler if picks.euler is not None else np.zeros((len(picks), 3))
-
-
-def _write_star(path: Path, picks: Picks) -> None:
-    import pandas as pd
-    import starfile
-
-    a = _angles(picks)
-    df = pd.DataFrame({
-        "rlnTomoName": picks.tomogram,
-        "rlnCoordinateX": picks.xyz[:, 0], "rlnCoordinateY": picks.xyz[:, 1], "rlnCoordinateZ": picks.xyz[:, 2],
-        "rlnAngleRot": a[:, 0], "rlnAngleTilt": a[:, 1], "rlnAnglePsi": a[:, 2],
-        "rlnClassNumber": picks.label, "rlnAutopickFigureOfMerit": picks.score,
-        "rlnDetectorPixelSize": np.full(len(picks), picks.voxel_size),
-    })
-    with atomic_path(path) as tmp:
-        starfile.write({"particles": df}, tmp, overwrite=True)
 
 
 def _write_csv(path: Path, picks: Picks) -> None:
@@ -184,27 +194,41 @@ def _write_copick(path: Path, picks: Picks) -> None:
 
 # --- reading ---------------------------------------------------------------------------------
 
-def read_picks(path: str | os.PathLike, voxel_size: float | None = None, *, tomogram: str | None = None) -> Picks:
+def read_picks(path: str | os.PathLike, voxel_size: float | None = None, *, tomogram: str | None = None,
+               tomograms: str | os.PathLike | None = None) -> Picks:
     """Read picks from any of the formats.
 
-    ``voxel_size`` (Å) is needed for DeepFinder XML, which does not record it, and otherwise
-    overrides nothing: coordinates stay in the voxels of the file. ``tomogram`` names the
-    tomogram for XML (``tomo_idx`` is an index) and copick (when ``run_name`` is empty).
+    ``voxel_size`` (Å) is needed for formats that do not record it (DeepFinder XML, IMOD points,
+    STAR or Dynamo files without a pixel size) and otherwise overrides nothing: coordinates stay
+    in the voxels of the file. ``tomogram`` names the tomogram for XML (``tomo_idx`` is an index),
+    IMOD points, and copick (when ``run_name`` is empty). ``tomograms``: the RELION 5
+    ``tomograms.star`` of a STAR file (default: the one beside it).
     """
     path = Path(path)
     if not path.is_file():
         raise TemplearnError("no such picks file", path)
-    reader = {".star": _read_star, ".csv": _read_csv, ".xml": _read_xml, ".json": _read_copick}.get(path.suffix)
+    if path.suffix == ".star":
+        from .star import read_star
+
+        reader = lambda p, v, t: read_star(p, v, t, tomograms=tomograms)  # noqa: E731
+    elif path.suffix == ".tbl":
+        from .dynamo import read_tbl as reader
+    elif path.suffix == ".txt":
+        from .imod_points import read_points as reader
+    else:
+        reader = {".csv": _read_csv, ".xml": _read_xml, ".json": _read_copick}.get(path.suffix)
     if reader is None:
         raise TemplearnError(f"unknown picks format {path.suffix!r} (use one of {', '.join(FORMATS)})", path)
     try:
         picks = reader(path, voxel_size, tomogram)
     except TemplearnError:
         raise
-    except (KeyError, ValueError, TypeError, ET.ParseError, json.JSONDecodeError,
-            StopIteration, AttributeError, IndexError, OverflowError) as exc:   # what malformed files raise
-        lines = str(exc).splitlines()
-        detail = f"missing column {exc}" if isinstance(exc, KeyError) else (lines[0] if lines else type(exc).__name__)
+    except Exception as exc:  # parsers (pandas, expat, json) raise their own kinds on malformed text
+        if isinstance(exc, KeyError):
+            detail = f"missing column or field {exc}"
+        else:
+            first = (str(exc).splitlines() or [""])[0]
+            detail = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
         raise TemplearnError(f"cannot read picks: {detail}", path) from None
     if not (np.isfinite(picks.voxel_size) and picks.voxel_size > 0):
         raise TemplearnError(f"cannot read picks: voxel size {picks.voxel_size} is not a positive number", path)
@@ -217,23 +241,6 @@ def _need_voxel_size(path, voxel_size):
     if voxel_size is None:
         raise TemplearnError("this picks format does not record the voxel size: give it (e.g. --voxel-size)", path)
     return float(voxel_size)
-
-
-def _read_star(path, voxel_size, tomogram):
-    import starfile
-
-    data = starfile.read(path, always_dict=True)
-    df = data.get("particles", next(iter(data.values())))
-    n = len(df)
-    vs = float(df["rlnDetectorPixelSize"].iloc[0]) if "rlnDetectorPixelSize" in df and n else _need_voxel_size(path, voxel_size)
-    names = df["rlnTomoName"] if "rlnTomoName" in df else df.get("rlnMicrographName", np.full(n, tomogram or ""))
-    euler = df[["rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi"]].to_numpy() if "rlnAngleRot" in df else None
-    return Picks(
-        df[["rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ"]].to_numpy(float), vs, np.asarray(names, str),
-        df["rlnClassNumber"].to_numpy(int) if "rlnClassNumber" in df else np.ones(n, int),
-        df["rlnAutopickFigureOfMerit"].to_numpy(float) if "rlnAutopickFigureOfMerit" in df else np.ones(n),
-        euler,
-    )
 
 
 def _read_csv(path, voxel_size, tomogram):
@@ -275,6 +282,8 @@ def _read_xml(path, voxel_size, tomogram):
 
 def _read_copick(path, voxel_size, tomogram):
     doc = json.loads(Path(path).read_text())
+    if not isinstance(doc, dict) or not isinstance(doc.get("points", []), (list, type(None))):
+        raise TemplearnError("not a copick picks file (a JSON object with a list of points)", path)
     vs = doc.get("voxel_spacing") or _need_voxel_size(path, voxel_size)
     pts = doc.get("points") or []
     xyz = np.array([[p["location"]["x"], p["location"]["y"], p["location"]["z"]] for p in pts], float).reshape(-1, 3) / vs

@@ -221,7 +221,7 @@ def test_picks_errors(tmp_path):
 
     p = Picks(np.zeros((2, 3)), 4.0, ["a", "b"], 1, 1.0)
     with pytest.raises(TemplearnError, match="unknown picks format"):
-        write_picks(tmp_path / "p.txt", p)
+        write_picks(tmp_path / "p.dat", p)
     with pytest.raises(TemplearnError, match="one tomogram"):
         write_picks(tmp_path / "p.json", p)
     write_picks(tmp_path / "p.xml", p)

@@ -53,8 +53,15 @@ class TomogramData:
     truth: Truth
 
 
-def load_truth(path: str | os.PathLike, target: str | None = None, voxel_size: float | None = None) -> Truth:
-    """Read the truth: a tetris sample manifest (``*.json`` with ``format: templearn.sample``) or picks."""
+def load_truth(path: str | os.PathLike, target: str | None = None, voxel_size: float | None = None,
+               copick=None) -> Truth:
+    """Read the truth: a tetris sample manifest (``*.json`` with ``format: templearn.sample``) or picks;
+    with ``copick`` (a :class:`templearn.copick_io.CopickPicksSource`), ``path`` names a run of
+    the project and its picks of ``target`` are the truth."""
+    if copick is not None:
+        picks = copick.read(str(path), target, voxel_size)
+        return Truth(Path(str(path)), picks.xyz_angstrom(), picks.euler, None, picks.voxel_size,
+                     target or picks.class_name(1), None, None)
     path = Path(path)
     if not path.is_file():
         raise TemplearnError("no such truth file", path)
@@ -122,7 +129,7 @@ def _check_inside(picks: Picks, truth: Truth, path: Path) -> None:
         )
 
 
-def load_pairs(picks_paths, truth_paths, target=None, voxel_size=None, masks=None) -> list[TomogramData]:
+def load_pairs(picks_paths, truth_paths, target=None, voxel_size=None, masks=None, copick=None) -> list[TomogramData]:
     picks_paths = [Path(p) for p in picks_paths]
     truth_paths = [Path(p) for p in truth_paths]
     if not picks_paths:
@@ -133,7 +140,7 @@ def load_pairs(picks_paths, truth_paths, target=None, voxel_size=None, masks=Non
         raise TemplearnError(f"--mask pairs with --truth: got {len(masks)} masks and {len(truth_paths)} truth files")
     out = []
     for i, (pp, tp) in enumerate(zip(picks_paths, truth_paths)):
-        truth = load_truth(tp, target, voxel_size)
+        truth = load_truth(tp, target, voxel_size, copick)
         picks = _read_picks_or_empty(pp, voxel_size, truth.voxel_size)
         picks = _select_target(picks, truth.target, truth.label, pp)
         _check_inside(picks, truth, pp)
@@ -339,21 +346,24 @@ def run_evaluate(
     baseline_name: str = "template matching",
     masks: list[str | os.PathLike] | None = None,
     tomograms: list[str | os.PathLike] | None = None,
+    copick=None,
 ) -> dict:
     """Evaluate ``picks`` (and optionally ``baseline`` picks of another method) against ``truth``,
     pairwise; write ``report.json``, ``pr_curve.png``, ``f1_box.png``, ``angles.png`` (when
     orientations are known) and ``provenance.json`` into ``out_dir``. Returns the report.
     ``masks`` (one MRC per truth): only picks and true particles on non-zero voxels count.
     ``tomograms`` (one MRC per truth): draw ``slices_<nn>[_baseline].png`` (in truth order), the picks as
-    written coloured true, false and missed."""
+    written coloured true, false and missed.
+    ``copick`` (a :class:`templearn.copick_io.CopickPicksSource`): each ``truth`` names a run of
+    that copick project, whose picks are the truth."""
     from templearn import provenance
     from templearn.atomic import write_json
 
     from . import plots
 
     out_dir = Path(out_dir)
-    data = load_pairs(picks, truth, target, voxel_size, masks)
-    base = load_pairs(baseline, truth, target, voxel_size, masks) if baseline else None
+    data = load_pairs(picks, truth, target, voxel_size, masks, copick)
+    base = load_pairs(baseline, truth, target, voxel_size, masks, copick) if baseline else None
     if distance is None:
         distance = default_distance(data)
     if not distance > 0:
@@ -381,9 +391,10 @@ def run_evaluate(
         report["pictures"] = [p.name for p in outputs if p.name.startswith("slices_")]
     write_json(outputs[0], report)
     inputs = [*map(Path, picks), *map(Path, truth), *map(Path, baseline or []), *map(Path, masks or [])]
+    inputs += [copick.config] if copick is not None else []
     provenance.record(out_dir, "pick-eval evaluate",
                       {"distance": distance, "target": report["target"], "voxel_size": voxel_size,
                        "name": name, "baseline_name": baseline_name if base is not None else None,
-                       "masked": bool(masks)},
+                       "masked": bool(masks), "copick": None if copick is None else vars(copick)},
                       inputs=inputs, outputs=outputs)
     return report

@@ -7,18 +7,24 @@ from pathlib import Path
 
 import numpy as np
 
-from templearn.picks import Picks, write_picks
+from templearn.picks import Picks, write_picks, write_picks_files
 
 
 def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "class"
 
 
-def write_all(out_dir: Path, picks: Picks, stem: str = "picks") -> list[Path]:
-    """``stem.star``, ``stem.csv``, ``stem.xml`` and one copick ``stem_<class>.json`` per class
+def write_all(out_dir: Path, picks: Picks, stem: str = "picks", *, shape=None, star_format: str = "relion5") -> list[Path]:
+    """The accepted picks (:meth:`Picks.written`) as ``stem.star`` (RELION 5 with ``tomograms.star``
+    beside, which needs the tomogram's ``shape`` [z, y, x], or ``star_format="relion4"``),
+    ``stem.csv``, ``stem.xml`` (DeepFinder), ``stem.tbl`` + ``stem.doc`` (Dynamo),
+    ``stem_imod.txt`` (IMOD point2model input) and one copick ``stem_<class>.json`` per class
     (every class named in ``picks.class_names``, also when it has no picks)."""
     out_dir = Path(out_dir)
-    paths = [write_picks(out_dir / f"{stem}{ext}", picks) for ext in (".star", ".csv", ".xml")]
+    picks = picks.written()
+    paths = write_picks_files(out_dir / f"{stem}.star", picks, shape=shape, star_format=star_format)
+    for name in (f"{stem}.csv", f"{stem}.xml", f"{stem}.tbl", f"{stem}_imod.txt"):
+        paths += write_picks_files(out_dir / name, picks)
     labels = sorted(set(picks.class_names) | set(int(v) for v in np.unique(picks.label)))
     for lab in labels:
         sub = picks.select(picks.label == lab)
@@ -38,3 +44,10 @@ def _one_label(p: Picks, lab: int) -> Picks:
     if len(p) == 0:
         p.class_names = {1: p.class_names[lab]}
     return p
+
+
+def write_copick(target, picks: Picks) -> list[Path]:
+    """The accepted picks into the copick project of ``target`` (:mod:`templearn.copick_io`)."""
+    from templearn import copick_io
+
+    return copick_io.write_picks(target, picks.written())

@@ -87,26 +87,32 @@ def run_pick(
     crop: int = seg.DEFAULT_CROP,
     overlap: int = seg.DEFAULT_OVERLAP,
     class_names: list[str] | None = None,
+    star_format: str = "relion5",
+    copick=None,
 ) -> dict:
     """Segment ``tomogram`` with the model ``weights``, cluster each class (MeanShift, bandwidth
     ``radius`` voxels, default the model card's), accept clusters at or above a size cut: ``min_size``
     voxels by hand, the ``n_particles`` largest per class, or by default the cut the model card
     derives from validation (:func:`cuts_for`).
 
-    Writes into ``out_dir``: ``picks.{star,csv,xml}`` and ``picks_<class>.json`` (copick) with the
-    accepted picks; ``candidates.csv`` (every cluster, score = size, ``accepted`` 1/0, so the cut can
-    be moved and ``evaluate`` can sweep it); ``segmentation.mrc`` (label map, int8); ``picks.png``
-    (accepted and rejected on slices), ``cluster_sizes.png`` (histogram with the cut) and
-    ``provenance.json``. Returns a summary (counts per class).
+    Writes into ``out_dir``: the accepted picks (:func:`.outputs.write_all`: STAR as
+    ``star_format``, CSV, XML, Dynamo, IMOD, copick); ``candidates.csv`` (every cluster, score =
+    size, ``accepted`` 1/0, so the cut can be moved and ``evaluate`` can sweep it);
+    ``segmentation.mrc`` (label map, int8); ``picks.png`` (accepted and rejected on slices),
+    ``cluster_sizes.png`` (histogram with the cut) and ``provenance.json``. Returns a summary
+    (counts per class). ``copick`` (a :class:`templearn.copick_io.CopickTarget`, with ``tomogram``
+    None): the tomogram comes from a copick project and the picks go into it too.
     """
-    from templearn import provenance
-    from templearn.mrc import read_mrc, write_mrc
+    from templearn import copick_io, provenance
+    from templearn.star import check_format as check_star_format
+    from templearn.mrc import write_mrc
     from templearn.picks import write_picks
 
-    from . import outputs, plots
+    from . import inputs, outputs, plots
 
-    tomogram, weights, out_dir = Path(tomogram), Path(weights), Path(out_dir)
-    volume, voxel = read_mrc(tomogram)
+    weights, out_dir = Path(weights), Path(out_dir)
+    check_star_format(star_format)
+    volume, voxel, name, tomogram = inputs.read_tomogram(tomogram, copick)
     seg.check_tomogram(volume, tomogram)
     mask_arr = seg.read_mask(mask, volume.shape) if mask is not None else None
     model, card = seg.load_model(weights, patch)
@@ -115,6 +121,8 @@ def run_pick(
     names = seg.class_names(card, class_names, n_classes, weights)
     radii = default_radii(card, n_classes) if radius is None or (not np.isscalar(radius) and not len(radius)) \
         else radii_for(radius, n_classes)
+    if copick is not None:
+        copick_io.object_names(copick, names)
     if min_size is not None and min_size < 0:
         raise TemplearnError(f"--min-size must be >= 0, got {min_size}")
     if n_particles is not None and n_particles < 1:
@@ -122,7 +130,6 @@ def run_pick(
 
     labels = seg.segment_labels(model, volume, patch, crop, overlap, mask_arr)
     clusters = cluster_labelmap(labels, radii)
-    name = tomogram.stem
     every = clusters_to_picks(clusters, voxel, name, names)
     cuts, rules = cuts_for(clusters, card, radii, min_size, n_particles)
     every.accepted = every.score >= np.array([cuts[int(k)] for k in every.label]) if len(every) else np.zeros(0, bool)
@@ -132,7 +139,9 @@ def run_pick(
     written = [write_mrc(out_dir / "segmentation.mrc", labels, voxel, dtype=np.int8,
                          label=f"templearn pick-eval labels of {name}")]
     written.append(write_picks(out_dir / CANDIDATES, every))
-    written += outputs.write_all(out_dir, kept)
+    written += outputs.write_all(out_dir, kept, shape=volume.shape, star_format=star_format)
+    if copick is not None:
+        written += outputs.write_copick(copick, kept)
     cut_text = ", ".join(f"{names[k]} >= {cuts[k]:g}" for k in cuts)
     written.append(plots.picks_on_slices(out_dir / "picks.png", volume, kept.xyz, kept.label, max(radii.values()),
                                          title=f"{name}: {len(kept)} picks (clusters {cut_text} voxels; rejected dashed)",
@@ -148,7 +157,9 @@ def run_pick(
     provenance.record(out_dir, "pick-eval pick",
                       {"radius": radii, "min_size": min_size, "n_particles": n_particles, "cut": cuts,
                        "mask": mask, "patch": patch or card.get("patch"),
-                       "crop": crop, "overlap": overlap, "class_names": names},
-                      inputs=[tomogram, weights] + ([Path(mask)] if mask else []), outputs=written,
+                       "crop": crop, "overlap": overlap, "class_names": names, "star_format": star_format,
+                       "copick": copick.as_dict() if copick else None},
+                      inputs=[tomogram, weights] + ([Path(mask)] if mask else []) + ([copick.config] if copick else []),
+                      outputs=written,
                       extra={"summary": summary})
     return summary

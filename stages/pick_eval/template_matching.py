@@ -258,6 +258,8 @@ def run_match(
     class_name: str | None = None,
     false_alarms: float = 1.0,
     min_score: float | None = None,
+    star_format: str = "relion5",
+    copick=None,
 ) -> dict:
     """Template matching of ``template`` over ``tomogram``; picks scored by NCC.
 
@@ -268,30 +270,37 @@ def run_match(
     ``min_distance`` (voxels) to the template's :func:`equivalent_radius`.
 
     Peaks are accepted above ``min_score`` when given, else above :func:`false_alarm_cut` for
-    ``false_alarms`` expected noise peaks. Writes ``picks.{star,csv,xml}`` and ``picks_<name>.json``
-    (accepted peaks), ``candidates.csv`` (every peak, ``accepted`` 1/0), ``scores.mrc`` (best NCC per
-    voxel), ``picks.png``, ``scores.png`` (peak scores with the cut) and ``provenance.json``.
+    ``false_alarms`` expected noise peaks. Writes the accepted peaks (:func:`.outputs.write_all`;
+    STAR as ``star_format``), ``candidates.csv`` (every peak, ``accepted`` 1/0), ``scores.mrc``
+    (best NCC per voxel), ``picks.png``, ``scores.png`` (peak scores with the cut) and
+    ``provenance.json`` into ``out_dir``. ``copick`` (a :class:`templearn.copick_io.CopickTarget`,
+    with ``tomogram`` None): the tomogram comes from a copick project and the picks go into it too.
     """
     from pathlib import Path
 
-    from templearn import provenance
-    from templearn.mrc import read_mrc, write_mrc
+    from templearn import copick_io, provenance
+    from templearn.star import check_format as check_star_format
+    from templearn.mrc import write_mrc
     from templearn.picks import Picks, write_picks
     from templearn.progress import track
 
-    from . import outputs, plots
+    from . import inputs, outputs, plots
     from .pick import CANDIDATES
     from .rotations import angle_grid
     from .segment import check_tomogram, read_mask
 
-    tomogram, out_dir = Path(tomogram), Path(out_dir)
+    out_dir = Path(out_dir)
+    check_star_format(star_format)
     if contrast not in ("dark", "bright"):
         raise TemplearnError(f"--contrast must be 'dark' or 'bright', got {contrast!r}")
     if not 0 < angular_step <= 180:
         raise TemplearnError(f"--angular-step must be in (0, 180] degrees, got {angular_step}")
     if not 0 < tilt_range <= 90:
         raise TemplearnError(f"--tilt-range must be in (0, 90] degrees, got {tilt_range}")
-    volume, voxel = read_mrc(tomogram)
+    volume, voxel, tomo_name, tomogram = inputs.read_tomogram(tomogram, copick)
+    name = class_name or Path(str(template)).name.split(".")[0]
+    if copick is not None:
+        copick_io.object_names(copick, {1: name})
     check_tomogram(volume, tomogram)
     mask_arr = read_mask(mask, volume.shape) if mask is not None else None
     try:
@@ -311,10 +320,9 @@ def run_match(
     if n_peaks is None:
         n_peaks = int(min(MAX_DEFAULT_PEAKS, max(1, volume.size / (4.0 / 3.0 * np.pi * min_distance ** 3))))
     peaks = extract_peaks(res.scores, n_peaks, min_distance, mask_arr)
-    name = class_name or Path(str(template)).name.split(".")[0]
     cut = float(min_score) if min_score is not None else false_alarm_cut(res, false_alarms)
     peak_scores = res.scores[tuple(peaks.T)] if len(peaks) else np.zeros(0)
-    picks = Picks(peaks[:, ::-1].astype(float), voxel, np.full(len(peaks), tomogram.stem), np.ones(len(peaks), int),
+    picks = Picks(peaks[:, ::-1].astype(float), voxel, np.full(len(peaks), tomo_name), np.ones(len(peaks), int),
                   peak_scores, eulers[res.best[tuple(peaks.T)]] if len(peaks) else np.zeros((0, 3)), {1: name},
                   accepted=peak_scores >= cut)
     kept = picks.written()
@@ -323,14 +331,16 @@ def run_match(
     scores = np.where(np.isfinite(res.scores), res.scores, 0.0).astype(np.float32)
     written = [write_mrc(out_dir / "scores.mrc", scores, voxel, label="templearn pick-eval match: best NCC")]
     written.append(write_picks(out_dir / CANDIDATES, picks))
-    written += outputs.write_all(out_dir, kept)
+    written += outputs.write_all(out_dir, kept, shape=volume.shape, star_format=star_format)
+    if copick is not None:
+        written += outputs.write_copick(copick, kept)
     rule = f"--min-score {min_score:g}" if min_score is not None else f"{false_alarms:g} expected false alarm(s)"
     written.append(plots.picks_on_slices(
         out_dir / "picks.png", -volume if contrast == "dark" else volume, kept.xyz, kept.label, radius,
-        title=f"{tomogram.stem}: template matching, {len(kept)} of {len(picks)} peaks (NCC >= {cut:.3f}; rejected dashed)",
+        title=f"{tomo_name}: template matching, {len(kept)} of {len(picks)} peaks (NCC >= {cut:.3f}; rejected dashed)",
         rejected=picks.select(~picks.accepted).xyz))
     written.append(plots.score_histogram(out_dir / "scores.png", {name: peak_scores}, {name: cut}, "peak NCC",
-                                         f"{tomogram.stem}: peaks and the cut ({rule})"))
+                                         f"{tomo_name}: peaks and the cut ({rule})"))
     summary = {"n_rotations": len(eulers), "n_peaks": len(picks), "n_accepted": len(kept), "cut": cut,
                "cut_rule": rule, "search_mean": res.search_mean, "search_std": res.search_std,
                "n_trials": res.n_trials, "template_radius_voxels": radius, "template_box": int(tpl.shape[0])}
@@ -338,7 +348,8 @@ def run_match(
                       {"template": str(template), "angular_step": angular_step, "tilt_range": tilt_range,
                        "n_peaks": n_peaks, "min_distance": min_distance, "resolution": resolution,
                        "mask": mask, "contrast": contrast, "class_name": name, "false_alarms": false_alarms,
-                       "min_score": min_score},
+                       "min_score": min_score, "star_format": star_format,
+                       "copick": copick.as_dict() if copick else None},
                       inputs=[tomogram] + ([Path(template)] if Path(str(template)).is_file() else [])
-                      + ([Path(mask)] if mask else []), outputs=written, extra={"summary": summary})
+                      + ([Path(mask)] if mask else []) + ([copick.config] if copick else []), outputs=written, extra={"summary": summary})
     return summary
