@@ -24,12 +24,13 @@ def pick(
     crop: int = typer.Option(8, "--crop", help="Voxels dropped from each patch border."),
     overlap: int = typer.Option(21, "--overlap", help="Overlap of neighbouring patches (>= 2*crop+1)."),
     class_names: Optional[List[str]] = typer.Option(None, "--class-names", help="Names of classes 1..K (repeat) [default: the model card's]."),
+    clustering: str = typer.Option("grid", "--clustering", help="'grid': MeanShift on fields of voxel counts (scales); 'deepfinder': scikit-learn's MeanShift over every voxel, as DeepFinder (reference, slow)."),
 ) -> None:
     """Segment TOMOGRAM, cluster (MeanShift), write picks (STAR, CSV, XML, copick), clusters.csv, segmentation.mrc, picks.png."""
     from .pick import run_pick
 
     run_pick(tomogram, weights, out, radius=radius, min_size=min_size, mask=mask, patch=patch, crop=crop,
-             overlap=overlap, class_names=class_names)
+             overlap=overlap, class_names=class_names, clustering=clustering)
 
 
 @app.command("evaluate")

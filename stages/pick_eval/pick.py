@@ -10,7 +10,7 @@ import numpy as np
 from templearn.errors import TemplearnError
 
 from . import segment as seg
-from templearn.cluster import Clusters, cluster_labelmap
+from templearn.cluster import Clusters, check_method, cluster_labelmap
 
 DEFAULT_RADIUS = 10.0  # voxels: the paper's ribosome value (6 for nucleosomes)
 
@@ -52,6 +52,7 @@ def run_pick(
     crop: int = seg.DEFAULT_CROP,
     overlap: int = seg.DEFAULT_OVERLAP,
     class_names: list[str] | None = None,
+    clustering: str = "grid",
 ) -> dict:
     """Segment ``tomogram`` with the model ``weights``, cluster each class (MeanShift, bandwidth
     ``radius`` voxels), keep clusters of at least ``min_size`` voxels.
@@ -66,6 +67,7 @@ def run_pick(
 
     from . import outputs, plots
 
+    check_method(clustering)  # before minutes of segmentation
     tomogram, weights, out_dir = Path(tomogram), Path(weights), Path(out_dir)
     volume, voxel = read_mrc(tomogram)
     seg.check_tomogram(volume, tomogram)
@@ -81,7 +83,7 @@ def run_pick(
         raise TemplearnError(f"--min-size must be >= 0, got {min_size}")
 
     labels = seg.segment_labels(model, volume, patch, crop, overlap, mask_arr)
-    clusters = cluster_labelmap(labels, radii)
+    clusters = cluster_labelmap(labels, radii, method=clustering)
     name = tomogram.stem
     every = clusters_to_picks(clusters, voxel, name, names)
     kept = every.select(every.score >= min_size)
@@ -102,7 +104,7 @@ def run_pick(
     }
     provenance.record(out_dir, "pick-eval pick",
                       {"radius": radii, "min_size": min_size, "mask": mask, "patch": patch or card.get("patch"),
-                       "crop": crop, "overlap": overlap, "class_names": names},
+                       "crop": crop, "overlap": overlap, "class_names": names, "clustering": clustering},
                       inputs=[tomogram, weights] + ([Path(mask)] if mask else []), outputs=written,
                       extra={"summary": summary})
     return summary

@@ -1,0 +1,106 @@
+"""Picking that scales (issue 14): grid MeanShift against DeepFinder's, bounded memory on a noisy
+map, slabbed segmentation against one piece and against DeepFinder's Segment, template matching
+against the direct implementation."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from templearn import cluster as C
+from templearn.cluster import cluster_labelmap
+from templearn.stages.pick_eval.matching import match, prf
+
+
+def _particles(shape, n, radius, seed=0):
+    """Label map with ``n`` partly segmented balls (radius 0.7..1 x ``radius``, not overlapping);
+    returns ``(labelmap, centres [z, y, x])``."""
+    rng = np.random.default_rng(seed)
+    lab = np.zeros(shape, np.int8)
+    zz, yy, xx = np.ogrid[:shape[0], :shape[1], :shape[2]]
+    pts: list[np.ndarray] = []
+    for _ in range(50 * n):
+        if len(pts) == n:
+            break
+        p = rng.uniform(radius, np.array(shape) - radius)
+        if pts and np.min(np.linalg.norm(np.array(pts) - p, axis=1)) < 1.8 * radius:
+            continue
+        pts.append(p)
+        rr = radius * rng.uniform(0.7, 1.0)
+        lab[(zz - p[0]) ** 2 + (yy - p[1]) ** 2 + (xx - p[2]) ** 2 <= rr * rr] = 1
+    return lab, np.array(pts)
+
+
+def test_fields_by_slabbed_fft_are_the_direct_sums():
+    rng = np.random.default_rng(1)
+    lab = (rng.random((20, 23, 27)) < 0.3).astype(np.int8)
+    for g, memory in ((1, 1 << 12), (2, 1 << 30), (3, 1 << 30)):  # 1 << 12: one plane per slab
+        grid, _ = C._count_grid(lab, 1, g, 5.0)
+        assert grid.sum() == lab.sum()
+        fields = C._fields(grid, g, 5.0, memory)
+        R, kernels = C._kernels(g, 5.0)
+        padded = np.pad(grid, R)
+        for i in [(0, 0, 0), (3, 4, 5), tuple(np.array(grid.shape) - 1)]:
+            win = padded[i[0]:i[0] + 2 * R + 1, i[1]:i[1] + 2 * R + 1, i[2]:i[2] + 2 * R + 1]
+            np.testing.assert_allclose(fields[(slice(None),) + i], [(win * k).sum() for k in kernels], atol=1e-3)
+
+
+@pytest.mark.deepfinder
+def test_grid_clustering_agrees_with_deepfinder():
+    from templearn.stages.deepfinder_train import dfcompat
+
+    lab, centres = _particles((48, 96, 96), 40, 7.0)
+    rng = np.random.default_rng(2)
+    lab[rng.random(lab.shape) < 0.002] = 1  # specks of noise, as a real segmentation has
+    cut = 0.1 * 4 / 3 * np.pi * 8 ** 3        # pick's fallback size cut for radius 8
+    grid = cluster_labelmap(lab, 8.0)
+    ref = dfcompat.cluster(lab, 8)            # deepfinder.inference.Cluster itself
+    ref_xyz = np.array([[o["x"], o["y"], o["z"]] for o in ref])
+    ref_size = np.array([o["cluster_size"] for o in ref])
+    a, b = grid.xyz[grid.size >= cut], ref_xyz[ref_size >= cut]
+    m = match(a, b, 4.0)
+    assert prf(m.tp, m.fp, m.fn)[2] >= 0.98
+    # The particles themselves, at their centres, with DeepFinder's sizes.
+    assert match(a[:, ::-1], centres, 1.5).tp == len(centres) == len(a)
+    from scipy.spatial import cKDTree
+
+    d, j = cKDTree(ref_xyz).query(a)
+    np.testing.assert_allclose(grid.size[grid.size >= cut], ref_size[j], rtol=0.02)
+    # method="deepfinder" is that same clustering.
+    same = cluster_labelmap(lab, 8.0, method="deepfinder")
+    assert sorted(same.size.tolist()) == sorted(ref_size.tolist())
+
+
+def test_noisy_map_clusters_in_bounded_memory(monkeypatch):
+    """30 % of the voxels labelled (a model that fails): the fields stay within the budget, the
+    voxels are visited in slabs, and every labelled voxel lands in a cluster."""
+    rng = np.random.default_rng(0)
+    lab = (rng.random((40, 160, 160)) < 0.3).astype(np.int8)
+    memory = 1 << 20
+    assert C.choose_cell(lab.shape, memory) == 3
+    monkeypatch.setattr(C, "_SLAB_POINTS", 1 << 16)
+    tracemalloc.start()
+    cl = cluster_labelmap(lab, 10.0, memory=memory)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    # Well under the voxel coordinates alone (24 bytes per labelled voxel, 55 MB here).
+    assert peak < 3 * memory + 64 * (1 << 16), peak
+    assert cl.size.sum() == lab.sum()
+    # Uniform noise has no particles: modes are a bandwidth apart, so few clusters, all large.
+    assert len(cl) <= lab.size / (4 / 3 * np.pi * 5 ** 3)
+    assert cl.size.min() > 0.3 * 4 / 3 * np.pi * 5 ** 3 * 0.3
+
+
+def test_unknown_clustering_is_refused_before_any_work(tmp_path, capsys):
+    from templearn.cli_util import run
+    from templearn.stages.pick_eval.cli import app
+
+    with pytest.raises(SystemExit) as exc:
+        run(app, ["pick", str(tmp_path / "t.mrc"), "--weights", str(tmp_path / "m.h5"), "--out",
+                  str(tmp_path / "o"), "--clustering", "kmeans"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--clustering must be one of grid, deepfinder" in err and err.count("\n") == 1
+    assert not (tmp_path / "o").exists()
