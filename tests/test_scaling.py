@@ -104,3 +104,40 @@ def test_unknown_clustering_is_refused_before_any_work(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--clustering must be one of grid, deepfinder" in err and err.count("\n") == 1
     assert not (tmp_path / "o").exists()
+
+
+# --- segmentation -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def net():
+    from templearn.stages.deepfinder_train import dfcompat
+
+    dfcompat.seed_everything(0)
+    return dfcompat.build_network(3, 24)
+
+
+@pytest.mark.deepfinder
+def test_segmentation_in_slabs_is_segmentation_in_one_piece(net):
+    from templearn.stages.deepfinder_train import dfcompat
+
+    vol = np.random.default_rng(0).normal(size=(37, 45, 52)).astype(np.float32)
+    one = dfcompat.segment(net, vol, 24, 4, 9)  # window = the whole volume, one flush
+    slabs = list(dfcompat.iter_segment(net, vol, 24, 4, 9, memory=1, batch=3))
+    assert len(slabs) == 3 and slabs[0][0] == 0 and slabs[-1][1] == 37
+    assert all(a[1] == b[0] for a, b in zip(slabs, slabs[1:]))
+    np.testing.assert_array_equal(np.concatenate([s for _, _, s in slabs], axis=1), one)
+    labels = dfcompat.segment(net, vol, 24, 4, 9, labels=True, memory=1, batch=5)
+    assert labels.dtype == np.int8
+    np.testing.assert_array_equal(labels, np.argmax(one, axis=0))
+    np.testing.assert_allclose(one.sum(0), 1.0, atol=1e-5)
+
+
+@pytest.mark.deepfinder
+def test_segmentation_is_deepfinders_segment(net):
+    from templearn.stages.deepfinder_train import dfcompat
+
+    vol = np.random.default_rng(1).normal(size=(30, 40, 33)).astype(np.float32) * 3 + 7
+    ours = dfcompat.segment(net, vol, 24, 4, 9, batch=4)
+    ref = dfcompat.segment_deepfinder(net, vol, 24, 4, 9)  # deepfinder.inference.Segment.launch
+    # DeepFinder sums and divides in float16 (3 significant digits).
+    assert np.abs(ours - ref).max() < 2e-3
