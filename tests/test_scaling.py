@@ -141,3 +141,68 @@ def test_segmentation_is_deepfinders_segment(net):
     ref = dfcompat.segment_deepfinder(net, vol, 24, 4, 9)  # deepfinder.inference.Segment.launch
     # DeepFinder sums and divides in float16 (3 significant digits).
     assert np.abs(ours - ref).max() < 2e-3
+
+
+# --- template matching ----------------------------------------------------------------------------
+
+def _match_template_before(tomogram, template, eulers, tilt_range, radius):
+    """match_template as it was before issue 14 (full-size template FFT, rolled kernel, masked
+    assignments): the reference the faster one must equal."""
+    from scipy import fft as sfft
+
+    from templearn.stages.pick_eval.rotations import rotate_volume
+    from templearn.stages.pick_eval.template_matching import sphere, wedge_weight
+
+    f = np.asarray(tomogram, np.float32)
+    b = template.shape[0]
+    half = b // 2
+    mask = sphere(template.shape, min(radius, half))
+    n_mask = float(mask.sum())
+    full = [sfft.next_fast_len(s + 2 * half, real=True) for s in f.shape]
+    f0 = np.zeros(full, np.float32)
+    f0[:f.shape[0], :f.shape[1], :f.shape[2]] = (f - f.mean()) / f.std()
+    F = sfft.rfftn(f0)
+    F2 = sfft.rfftn(f0 ** 2)
+
+    def corr(small, spectrum):
+        k = np.zeros(full, np.float32)
+        k[:b, :b, :b] = small
+        k = np.roll(k, (-half, -half, -half), axis=(0, 1, 2))
+        return sfft.irfftn(spectrum * np.conj(sfft.rfftn(k)), s=full)
+
+    s1 = corr(mask, F) / n_mask
+    s2 = corr(mask, F2) / n_mask
+    sigma = np.sqrt(np.clip(s2 - s1 ** 2, 0, None))[:f.shape[0], :f.shape[1], :f.shape[2]]
+    sigma = np.maximum(sigma, 1e-2 * float(np.median(sigma)) + 1e-12).astype(np.float32)
+    wedge = wedge_weight(template.shape, tilt_range)
+    scores = np.full(f.shape, -np.inf, np.float32)
+    best = np.zeros(f.shape, np.int32)
+    for i in range(len(eulers)):
+        t = rotate_volume(template, eulers[i])
+        t = np.fft.irfftn(np.fft.rfftn(t) * wedge, s=t.shape).astype(np.float32) * mask
+        t[mask > 0] -= t[mask > 0].mean()
+        t *= mask
+        t *= np.sqrt(n_mask) / float(np.sqrt((t ** 2).sum()))
+        c = corr(t, F)[:f.shape[0], :f.shape[1], :f.shape[2]] / (n_mask * sigma)
+        better = c > scores
+        scores[better] = c[better]
+        best[better] = i
+    return scores, best
+
+
+def test_template_matching_equals_the_previous_implementation():
+    from templearn.stages.pick_eval.rotations import angle_grid
+    from templearn.stages.pick_eval.template_matching import match_template
+
+    rng = np.random.default_rng(3)
+    t = np.zeros((13, 13, 13), np.float32)
+    t[4:9, 5:8, 3:10] = 1.0
+    t[6, 6:10, 6] = 2.0  # asymmetric, so rotations differ
+    vol = rng.normal(size=(30, 41, 36)).astype(np.float32)
+    vol[10:23, 12:25, 9:22] += 2 * t
+    eulers = angle_grid(60.0)[::7]
+    res = match_template(vol, t, eulers, tilt_range=50.0, radius=5.5)
+    scores, best = _match_template_before(vol, t, eulers, 50.0, 5.5)
+    np.testing.assert_allclose(res.scores, scores, atol=1e-5)
+    assert np.mean(res.best == best) > 0.999  # ties within round-off may pick another rotation
+    assert np.unravel_index(np.argmax(res.scores), vol.shape) == (16, 18, 15)
