@@ -200,7 +200,8 @@ def test_evaluate_errors_keep_earlier_outputs(tmp_path, capsys):
 
 # --- clustering ---------------------------------------------------------------------------------
 
-def test_meanshift_clusters_are_the_particles():
+@pytest.mark.parametrize("method", ["grid", "deepfinder"])
+def test_meanshift_clusters_are_the_particles(method):
     lab = np.zeros((30, 50, 50), np.int8)
     zz, yy, xx = np.indices(lab.shape)
     centres = [((10, 12, 15), 1), ((38, 35, 20), 1), ((25, 30, 8), 2)]  # (x, y, z)
@@ -209,14 +210,14 @@ def test_meanshift_clusters_are_the_particles():
         ball = (xx - x) ** 2 + (yy - y) ** 2 + (zz - z) ** 2 <= 5 ** 2
         lab[ball] = c
         sizes.append(int(ball.sum()))
-    cl = cluster_labelmap(lab, {1: 6.0, 2: 4.0})
+    cl = cluster_labelmap(lab, {1: 6.0, 2: 4.0}, method=method)
     assert len(cl) == 3
     assert cl.label.tolist() == [1, 1, 2]
     assert sorted(cl.size.tolist()) == sorted(sizes)
     for (xyz, c) in centres:
         d = np.linalg.norm(cl.xyz - xyz, axis=1)
         assert d.min() < 0.5 and cl.label[np.argmin(d)] == c
-    assert len(cluster_labelmap(np.zeros((8, 8, 8), np.int8), 5.0)) == 0
+    assert len(cluster_labelmap(np.zeros((8, 8, 8), np.int8), 5.0, method=method)) == 0
 
 
 # --- template matching ----------------------------------------------------------------------------

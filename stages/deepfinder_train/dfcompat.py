@@ -1,8 +1,10 @@
 """DeepFinder (``cryoet-deepfinder`` 0.2.1, GPL-3.0) behind checks: the one module that imports it.
 
 templearn uses DeepFinder as a dependency, never a copy: its network (``deepfinder.models.my_model``,
-a 2-level 3D U-Net, 32-48-64 channels), its Tversky loss, its Adam settings and its tiled
-segmentation (``deepfinder.inference.Segment``) and clustering (``deepfinder.inference.Cluster``).
+a 2-level 3D U-Net, 32-48-64 channels), its Tversky loss, its Adam settings, its tiling of a
+tomogram into patches (``deepfinder.inference.Segment``, which :func:`segment` streams with
+batches of patches and a bounded window of scores; :func:`segment_deepfinder` runs DeepFinder's
+own as the reference) and its clustering (``deepfinder.inference.Cluster``).
 Weights written here are Keras ``.h5`` files of that same network, so DeepFinder's own tools load
 them (``Segment(Ncl, "model.h5", patch_size)``).
 
@@ -12,6 +14,10 @@ DeepFinder's defects are kept out of templearn here:
   :class:`~templearn.errors.TemplearnError`;
 - it prints every step (``observer_print``) and Keras ``predict`` prints a progress bar: we give
   its classes a silent observer and call the network directly;
+- ``Segment`` feeds one patch per network call and sums scores over the whole padded volume
+  (``[z, y, x, C]`` float16 and an int8 count: 2.1 GB for 928x928x464 with 2 classes, besides
+  float32 copies of the normalised and padded volume, 1.7 GB each): :func:`segment` does the same
+  arithmetic on batches, in a window of planes;
 - ``Segment`` leaves voxels unscored (division by zero) when ``overlap < 2*crop + 1``, returns an
   empty array for ``crop = 0``, fails with an ``IndexError`` when a padded axis is not longer
   than the patch, and counts overlaps in ``int8``: all checked before it runs;
@@ -285,24 +291,163 @@ class _Net:
         return self.model(np.asarray(x, np.float32), training=False).numpy()
 
 
+SEGMENT_MEMORY = 1 << 30  # bytes for the network's batch and for the window of scores being summed
+_ACTIVATION_BYTES = 200 * 4  # per input voxel: the widest point of the U-Net (skip 32 + up 48 + concat 80 + conv 32, float32)
+
+
+def set_threads(n: int | None = None) -> int:
+    """TensorFlow's intra-op threads: the CPUs this process may run on (its affinity, which
+    containers and batch systems restrict, not the host's count). Returns the number set; has no
+    effect once TensorFlow has run an operation."""
+    tf = _tf()
+    n = int(n or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(min(2, n))
+    except RuntimeError:  # TensorFlow already initialised: keep its setting
+        pass
+    return n
+
+
+def patch_centres(n: int, patch: int, crop: int, overlap: int) -> list[int]:
+    """Patch centres along an axis of ``n`` voxels, padded by ``crop``: DeepFinder's ``Segment``
+    grid (every ``patch + 1 - overlap`` voxels from ``patch/2``, plus one flush with the end)."""
+    dim, half = n + 2 * crop, patch // 2
+    c = list(range(half, dim - half, patch + 1 - overlap))
+    if c[-1] < dim - half:
+        c.append(dim - half)
+    return c
+
+
+def moments(volume: np.ndarray) -> tuple[float, float]:
+    """Mean and standard deviation of ``volume`` in float64, by slabs (no float64 copy of it)."""
+    s = s2 = 0.0
+    for z in range(0, volume.shape[0], 8):
+        v = np.asarray(volume[z:z + 8], np.float64)
+        s += float(v.sum())
+        s2 += float(np.square(v).sum())
+    n = volume.size
+    mean = s / n
+    return mean, float(np.sqrt(max(s2 / n - mean * mean, 0.0)))
+
+
+def iter_segment(model, volume: np.ndarray, patch: int | None = None, crop: int = DEFAULT_CROP,
+                 overlap: int = DEFAULT_OVERLAP, *, memory: int = SEGMENT_MEMORY, batch: int | None = None,
+                 progress=None):
+    """DeepFinder's tiled segmentation (``deepfinder.inference.Segment.launch``), streamed.
+
+    Same patches, crop, average of overlapping patches and normalisation (whole volume to zero
+    mean and unit variance, zero padding of ``crop`` voxels) as DeepFinder, with scores summed in
+    float32 (DeepFinder: float16). Patches go to the network ``batch`` at a time (default: as many
+    as ``memory`` holds, at most 32); scores are summed in a window of z-planes that is flushed as
+    soon as no later patch reaches it, so memory stays bounded whatever the volume.
+    Yields ``(z0, z1, scores)``: ``scores`` ``[C, z1 - z0, y, x]`` float32 for planes z0..z1-1, in
+    order. ``progress`` wraps the iterable of batches (e.g. :func:`templearn.progress.track`).
+    """
+    volume = check_volume(volume)
+    patch = patch_of(model) if patch is None else check_patch(patch)
+    check_tiling(volume.shape, patch, crop, overlap)
+    mean, std = moments(volume)
+    if not std > 0:
+        raise TemplearnError("tomogram is constant (standard deviation 0): nothing to normalise")
+    set_threads()
+    tf = _tf()
+    net = with_patch(model, patch)
+    n_cl = n_classes_of(net)
+    call = tf.function(lambda x: net(x, training=False),
+                       input_signature=[tf.TensorSpec([None, patch, patch, patch, 1], tf.float32)])
+    if batch is None:
+        batch = int(np.clip(memory // 2 // (_ACTIVATION_BYTES * patch ** 3), 1, 32))
+    nz, ny, nx = volume.shape
+    half, lcrop = patch // 2, patch // 2 - crop
+    cz, cy, cx = (patch_centres(n, patch, crop, overlap) for n in volume.shape)
+    py, px = ny + 2 * crop, nx + 2 * crop
+    centres = [(z, y, x) for z in cz for y in cy for x in cx]
+    batches = range(0, len(centres), batch)
+    # Window of padded z-planes [base, base + W): it must hold every batch's patches; more planes
+    # (up to half of ``memory``) mean fewer flushes.
+    span = max(centres[min(b + batch, len(centres)) - 1][0] - centres[b][0] for b in batches)
+    plane = (n_cl + 1) * 4 * py * px
+    W = int(min(nz + 2 * crop, max(2 * lcrop + span, memory // 2 // plane)))
+    acc = np.zeros((n_cl, W, py, px), np.float32)
+    cnt = np.zeros((W, py, px), np.float32)
+    base = 0
+    flushed = crop  # first padded plane not yet yielded (planes < crop are padding)
+
+    def flush(upto: int):
+        """Yield the final planes [flushed, upto) (padded z); slide the window to start at ``upto``."""
+        nonlocal base, flushed
+        lo, hi = flushed, min(upto, crop + nz)
+        if hi > lo:
+            a, b = lo - base, hi - base
+            yield lo - crop, hi - crop, acc[:, a:b, crop:crop + ny, crop:crop + nx] / cnt[a:b, crop:crop + ny, crop:crop + nx]
+            flushed = hi
+        shift = min(upto - base, W)
+        if shift > 0:
+            acc[:, :W - shift] = acc[:, shift:]
+            acc[:, W - shift:] = 0
+            cnt[:W - shift] = cnt[shift:]
+            cnt[W - shift:] = 0
+            base = upto
+
+    def patch_at(z, y, x):
+        """The normalised, zero-padded input cube centred at padded (z, y, x)."""
+        out = np.zeros((patch, patch, patch), np.float32)
+        lo = [c - half - crop for c in (z, y, x)]  # in volume coordinates
+        src = tuple(slice(max(0, l), min(n, l + patch)) for l, n in zip(lo, volume.shape))
+        dst = tuple(slice(s.start - l, s.stop - l) for s, l in zip(src, lo))
+        out[dst] = (np.asarray(volume[src], np.float32) - np.float32(mean)) / np.float32(std)
+        return out
+
+    for start in (batches if progress is None else progress(batches)):
+        group = centres[start:start + batch]
+        if group[-1][0] + lcrop - base > W:  # planes before this batch's first row are final
+            yield from flush(group[0][0] - lcrop)
+        pred = call(np.stack([patch_at(*c) for c in group])[..., None]).numpy()
+        for (z, y, x), p in zip(group, pred):
+            sz, sy, sx = (slice(c - lcrop, c + lcrop) for c in (z - base, y, x))
+            acc[:, sz, sy, sx] += np.moveaxis(p[half - lcrop:half + lcrop, half - lcrop:half + lcrop,
+                                                half - lcrop:half + lcrop], -1, 0)
+            cnt[sz, sy, sx] += 1
+    yield from flush(crop + nz)
+
+
 def segment(model, volume: np.ndarray, patch: int | None = None, crop: int = DEFAULT_CROP,
-            overlap: int = DEFAULT_OVERLAP, *, labels: bool = False) -> np.ndarray:
-    """Segment ``volume`` ``[z, y, x]`` with DeepFinder's tiled ``Segment.launch``.
+            overlap: int = DEFAULT_OVERLAP, *, labels: bool = False, dtype=np.float32,
+            memory: int = SEGMENT_MEMORY, batch: int | None = None, progress=None) -> np.ndarray:
+    """Segment ``volume`` ``[z, y, x]`` by :func:`iter_segment` (DeepFinder's tiling).
 
     ``patch`` (default: the model's input size) is the cube fed to the network; ``crop`` voxels
-    are dropped from each patch border; neighbouring patches overlap by ``overlap`` voxels. The
-    volume is normalised by :func:`normalize` (inside DeepFinder's ``Segment``).
+    are dropped from each patch border; neighbouring patches overlap by ``overlap`` voxels.
 
-    Returns the score map ``[C, z, y, x]`` float32 (softmax, class 0 = background; DeepFinder
-    accumulates it in float16), or with ``labels=True`` the label map ``[z, y, x]`` int8 (argmax).
+    Returns the score map ``[C, z, y, x]`` (softmax, class 0 = background) in ``dtype`` (float16
+    halves it), or with ``labels=True`` only the label map ``[z, y, x]`` int8 (argmax, one byte a
+    voxel whatever the number of classes: what picking needs on large tomograms).
     """
+    out = None
+    for z0, z1, s in iter_segment(model, volume, patch, crop, overlap, memory=memory, batch=batch,
+                                  progress=progress):
+        if out is None:
+            shape = volume.shape if labels else (s.shape[0],) + tuple(volume.shape)
+            out = np.zeros(shape, np.int8 if labels else dtype)
+        if labels:
+            out[z0:z1] = np.argmax(s, axis=0)
+        else:
+            out[:, z0:z1] = s
+    return out
+
+
+def segment_deepfinder(model, volume: np.ndarray, patch: int | None = None, crop: int = DEFAULT_CROP,
+                       overlap: int = DEFAULT_OVERLAP) -> np.ndarray:
+    """DeepFinder's own ``Segment.launch`` with ``model`` (one patch per network call, float16
+    sums over the whole padded volume): the reference :func:`segment` is compared with. Returns
+    ``[C, z, y, x]`` float32."""
     volume = check_volume(volume)
     inference = _deepfinder("inference")
     patch = patch_of(model) if patch is None else check_patch(patch)
     check_tiling(volume.shape, patch, crop, overlap)
     normalize(volume)  # raises on a constant volume, which Segment would turn into NaN
     net = with_patch(model, patch)
-
     seg = inference.Segment.__new__(inference.Segment)  # its __init__ only re-reads weights from a path
     inference.core.DeepFinder.__init__(seg)
     _quiet(seg)
@@ -312,8 +457,6 @@ def segment(model, volume: np.ndarray, patch: int | None = None, crop: int = DEF
     # DeepFinder divides by a coverage count that is 0 only in the padding it strips off again.
     with np.errstate(invalid="ignore", divide="ignore"):
         scores = seg.launch(np.asarray(volume, dtype=np.float32))  # [z, y, x, C] float16
-    if labels:
-        return np.argmax(scores, axis=-1).astype(np.int8)
     return np.moveaxis(scores, -1, 0).astype(np.float32)
 
 

@@ -40,6 +40,7 @@ def pick(
     copick_config: Optional[Path] = COPICK_CONFIG, run: Optional[str] = RUN, voxel_spacing: Optional[float] = VOXEL_SPACING,
     tomo_type: Optional[str] = TOMO_TYPE, copick_user: str = COPICK_USER, copick_session: str = COPICK_SESSION,
     copick_object: Optional[List[str]] = COPICK_OBJECT,
+    clustering: str = typer.Option("grid", "--clustering", help="'grid': MeanShift on fields of voxel counts (scales); 'deepfinder': scikit-learn's MeanShift over every voxel, as DeepFinder (reference, slow)."),
 ) -> None:
     """Segment TOMOGRAM, cluster (MeanShift), cut by cluster size; write accepted picks (STAR, CSV, XML, Dynamo, IMOD, copick), candidates.csv (all, with the accepted flag), segmentation.mrc, picks.png, cluster_sizes.png."""
     from templearn.copick_io import target
@@ -48,7 +49,8 @@ def pick(
 
     copick = target(copick_config, run, voxel_spacing, tomo_type, copick_user, copick_session, copick_object, tomogram)
     run_pick(tomogram, weights, out, radius=radius or None, min_size=min_size, n_particles=n_particles, mask=mask,
-             patch=patch, crop=crop, overlap=overlap, class_names=class_names, star_format=star_format, copick=copick)
+             patch=patch, crop=crop, overlap=overlap, class_names=class_names, star_format=star_format, copick=copick,
+             clustering=clustering)
 
 
 @app.command("evaluate")

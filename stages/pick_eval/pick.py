@@ -9,7 +9,7 @@ import numpy as np
 
 from templearn.errors import TemplearnError
 
-from templearn.cluster import DEFAULT_RADIUS, Clusters, cluster_labelmap
+from templearn.cluster import DEFAULT_RADIUS, Clusters, check_method, cluster_labelmap
 
 from . import segment as seg
 
@@ -89,6 +89,7 @@ def run_pick(
     class_names: list[str] | None = None,
     star_format: str = "relion5",
     copick=None,
+    clustering: str = "grid",
 ) -> dict:
     """Segment ``tomogram`` with the model ``weights``, cluster each class (MeanShift, bandwidth
     ``radius`` voxels, default the model card's), accept clusters at or above a size cut: ``min_size``
@@ -110,6 +111,7 @@ def run_pick(
 
     from . import inputs, outputs, plots
 
+    check_method(clustering)  # before minutes of segmentation
     weights, out_dir = Path(weights), Path(out_dir)
     check_star_format(star_format)
     volume, voxel, name, tomogram = inputs.read_tomogram(tomogram, copick)
@@ -129,7 +131,7 @@ def run_pick(
         raise TemplearnError(f"--n-particles must be >= 1, got {n_particles}")
 
     labels = seg.segment_labels(model, volume, patch, crop, overlap, mask_arr)
-    clusters = cluster_labelmap(labels, radii)
+    clusters = cluster_labelmap(labels, radii, method=clustering)
     every = clusters_to_picks(clusters, voxel, name, names)
     cuts, rules = cuts_for(clusters, card, radii, min_size, n_particles)
     every.accepted = every.score >= np.array([cuts[int(k)] for k in every.label]) if len(every) else np.zeros(0, bool)
@@ -158,7 +160,8 @@ def run_pick(
                       {"radius": radii, "min_size": min_size, "n_particles": n_particles, "cut": cuts,
                        "mask": mask, "patch": patch or card.get("patch"),
                        "crop": crop, "overlap": overlap, "class_names": names, "star_format": star_format,
-                       "copick": copick.as_dict() if copick else None},
+                       "copick": copick.as_dict() if copick else None,
+                       "clustering": clustering},
                       inputs=[tomogram, weights] + ([Path(mask)] if mask else []) + ([copick.config] if copick else []),
                       outputs=written,
                       extra={"summary": summary})

@@ -70,10 +70,16 @@ def read_mask(path: str | os.PathLike, shape) -> np.ndarray:
 
 def segment_labels(model, volume: np.ndarray, patch: int | None = None, crop: int = DEFAULT_CROP,
                    overlap: int = DEFAULT_OVERLAP, mask: np.ndarray | None = None) -> np.ndarray:
-    """Label map [z, y, x] int8 (argmax of the class scores, 0 = background), zero outside ``mask``."""
-    labels = _df().segment(model, volume, patch, crop, overlap, labels=True)
+    """Label map [z, y, x] int8 (argmax of the class scores, 0 = background), zero outside ``mask``.
+
+    Streamed (:func:`dfcompat.iter_segment`): memory is the label map plus a bounded window of
+    scores, with a progress bar over the network's batches."""
+    from templearn.progress import track
+
+    labels = _df().segment(model, volume, patch, crop, overlap, labels=True,
+                           progress=lambda it: track(it, "segmentation: batches of patches"))
     if mask is not None:
-        labels = np.where(mask, labels, 0).astype(np.int8)
+        labels[~mask] = 0
     return labels
 
 

@@ -108,9 +108,12 @@ def match_template(tomogram: np.ndarray, template: np.ndarray, eulers: np.ndarra
                    tilt_range: float = 60.0, radius: float | None = None, workers: int = -1,
                    progress=None) -> MatchResult:
     """NCC of ``template`` (odd cubic box, particle bright, centred) over ``tomogram`` for each
-    rotation in ``eulers`` ``(n, 3)``; see the module docstring."""
-    from scipy import fft as sfft
+    rotation in ``eulers`` ``(n, 3)``; see the module docstring.
 
+    Per rotation the work is one forward and one inverse real FFT of the padded volume (its
+    floor: ``benchmarks/bench_pick_eval.py`` measures both): the template's forward FFT is
+    pruned (its zero planes are never transformed) and every full-size step is in place, in
+    float32."""
     f = np.asarray(tomogram, np.float32)
     if float(f.std()) == 0.0:
         raise TemplearnError("the tomogram is constant (empty): nothing to match")
@@ -119,48 +122,41 @@ def match_template(tomogram: np.ndarray, template: np.ndarray, eulers: np.ndarra
     radius = float(radius if radius is not None else half)
     mask = sphere(template.shape, min(radius, half))
     n_mask = float(mask.sum())
-    # Pad by half a template so correlations do not wrap around; the pad is the mean (0 after
-    # subtraction), as is usual for FLCF.
-    full = [sfft.next_fast_len(s + 2 * half, real=True) for s in f.shape]
-    f0 = np.zeros(full, np.float32)
-    f0[:f.shape[0], :f.shape[1], :f.shape[2]] = (f - f.mean()) / f.std()
-    F = sfft.rfftn(f0, workers=workers)
-    F2 = sfft.rfftn(f0 ** 2, workers=workers)
-
-    def corr(small: np.ndarray, spectrum: np.ndarray) -> np.ndarray:
-        """sum_d small(c + d) * vol(x + d) on the padded grid."""
-        k = np.zeros(full, np.float32)
-        k[:b, :b, :b] = small
-        k = np.roll(k, (-half, -half, -half), axis=(0, 1, 2))
-        return sfft.irfftn(spectrum * np.conj(sfft.rfftn(k, workers=workers)), s=full, workers=workers)
-
-    s1 = corr(mask, F) / n_mask
-    s2 = corr(mask, F2) / n_mask
-    sigma = np.sqrt(np.clip(s2 - s1 ** 2, 0, None))[:f.shape[0], :f.shape[1], :f.shape[2]]
+    inside = mask > 0
+    plan = _Correlator(f, b, workers)
+    s1 = plan.correlate(mask, plan.F) / n_mask
+    s2 = plan.correlate(mask, plan.F2) / n_mask
+    sigma = np.sqrt(np.clip(s2 - s1 ** 2, 0, None))
+    del s1, s2
     # Flat regions (pad, empty corners) would divide by ~0: floor at a small fraction.
     sigma = np.maximum(sigma, 1e-2 * float(np.median(sigma)) + 1e-12).astype(np.float32)
+    inv = (1.0 / (n_mask * sigma)).astype(np.float32)
+    del sigma
     wedge = wedge_weight(template.shape, tilt_range)
 
     scores = np.full(f.shape, -np.inf, np.float32)
     best = np.zeros(f.shape, np.int32)
+    better = np.zeros(f.shape, bool)
     items = range(len(eulers)) if progress is None else progress(range(len(eulers)))
     total, total2, n_searched = 0.0, 0.0, 0
     for i in items:
         t = rotate_volume(template, eulers[i])
         t = np.fft.irfftn(np.fft.rfftn(t) * wedge, s=t.shape).astype(np.float32) * mask
-        t[mask > 0] -= t[mask > 0].mean()
+        t[inside] -= t[inside].mean()
         t *= mask
         norm = float(np.sqrt((t ** 2).sum()))
         if norm == 0.0:
             continue
         t *= np.sqrt(n_mask) / norm
-        c = corr(t, F)[:f.shape[0], :f.shape[1], :f.shape[2]] / (n_mask * sigma)
-        better = c > scores
-        scores[better] = c[better]
-        best[better] = i
-        total += float(c.sum(dtype=np.float64))
-        total2 += float(np.square(c, dtype=np.float64).sum())
-        n_searched += c.size
+        c = plan.correlate(t, plan.F)
+        np.multiply(c, inv, out=c)
+        np.greater(c, scores, out=better)
+        np.copyto(scores, c, where=better)
+        np.copyto(best, i, where=better)
+        flat = c.ravel()
+        total += float(flat.sum(dtype=np.float64))
+        total2 += float(np.dot(flat, flat))
+        n_searched += flat.size
     mean = total / max(n_searched, 1)
     std = float(np.sqrt(max(total2 / max(n_searched, 1) - mean ** 2, 0.0)))
     return MatchResult(scores, best, np.asarray(eulers), radius, mean, std, n_searched)
@@ -180,6 +176,43 @@ def false_alarm_cut(res: MatchResult, false_alarms: float = 1.0) -> float:
         return float("inf")
     p = min(1.0, 2.0 * false_alarms / res.n_trials)
     return float(res.search_mean + res.search_std * np.sqrt(2.0) * erfcinv(p))
+
+
+class _Correlator:
+    """``sum_d small(c + d) * vol(x + d)`` for a small cubic box over the normalised, zero-padded
+    tomogram, by FFT. The tomogram sits ``half`` voxels into the padded grid, so the box needs no
+    wrap-around placement and the result for voxel ``x`` is at ``x``."""
+
+    def __init__(self, f: np.ndarray, b: int, workers: int):
+        from scipy import fft as sfft
+
+        self.fft, self.workers, self.b, self.n = sfft, workers, b, f.shape
+        half = b // 2
+        # Pad by half a template on each side so correlations do not wrap around; the pad is
+        # the mean (0 after subtraction), as is usual for FLCF.
+        self.full = [sfft.next_fast_len(s + 2 * half, real=True) for s in f.shape]
+        f0 = np.zeros(self.full, np.float32)
+        f0[half:half + f.shape[0], half:half + f.shape[1], half:half + f.shape[2]] = (f - f.mean()) / f.std()
+        self.F = sfft.rfftn(f0, workers=workers)
+        np.square(f0, out=f0)
+        self.F2 = sfft.rfftn(f0, workers=workers)
+
+    def spectrum(self, small: np.ndarray) -> np.ndarray:
+        """rfftn of ``small`` zero-padded to the full grid, transforming only the axes' non-zero
+        lines (x: b^2 lines, y: b planes' columns, z: all), so about a third of a full FFT."""
+        sf, w, (lz, ly, lx) = self.fft, self.workers, self.full
+        k = sf.rfft(small, n=lx, axis=2, workers=w)
+        k = sf.fft(k, n=ly, axis=1, workers=w, overwrite_x=True)
+        return sf.fft(k, n=lz, axis=0, workers=w, overwrite_x=True)
+
+    def correlate(self, small: np.ndarray, spectrum: np.ndarray) -> np.ndarray:
+        """The correlation on the tomogram's voxels ``[z, y, x]`` float32 (a view into the
+        padded result)."""
+        k = self.spectrum(np.asarray(small, np.float32))
+        np.conjugate(k, out=k)
+        k *= spectrum
+        out = self.fft.irfftn(k, s=self.full, workers=self.workers, overwrite_x=True)
+        return out[:self.n[0], :self.n[1], :self.n[2]]
 
 
 def extract_peaks(scores: np.ndarray, n_peaks: int, min_distance: float, mask: np.ndarray | None = None,
