@@ -162,7 +162,8 @@ def test_same_seed_same_manifest(tmp_path, nucleosome_paths):
 
 def test_max_fraction_stops_early(tmp_path, nucleosome_paths):
     r = pack_sample([str(nucleosome_paths[0])], out=tmp_path, distractors=["1s3x"], box=(16, 32, 32),
-                    ratio=1, max_fraction=0.1, footprint="volume")
+                    ratio=1, max_fraction=0.1)
+    assert r.manifest.params["footprint"] == "volume"  # --max-fraction alone: the molecules' own volumes
     assert r.stats["stop"] == "max_fraction"
     assert 0.1 <= r.stats["packing_fraction"] < 0.15
 
@@ -173,8 +174,7 @@ def test_partial_packing_is_crowded_alike_everywhere(tmp_path, nucleosome_paths)
     central = {}
     for spread in (True, False):
         r = pack_sample([str(nucleosome_paths[0])], out=tmp_path / str(spread), distractors=["1s3x", "3qm1", "4uic"],
-                        box=(16, 48, 48), ratio=2, max_fraction=0.25, spread=None if spread else False,
-                        footprint="volume")
+                        box=(16, 48, 48), ratio=2, max_fraction=0.25, spread=None if spread else False)
         assert r.manifest.params["spread"] is spread
         occ = r.occupancy
         central[spread] = occ[:, 12:36, 12:36].mean() / occ.mean()  # the central quarter of the slab

@@ -139,7 +139,14 @@ def pack(
         spread = max_fraction is not None or protein_fraction is not None
     # auto: the paper's footprint; a target beyond its saturation (or a box too thin for its
     # halo) is packed again with the molecules' own volumes, which reach cytoplasm-like crowding.
-    tries = ["paper", "volume"] if footprint == "auto" else [footprint]
+    # max_fraction alone keeps its meaning from before footprints had halos: the box fraction
+    # covered by the molecules' own volumes.
+    if footprint != "auto":
+        tries = [footprint]
+    elif max_fraction is not None and protein_fraction is None:
+        tries = ["volume"]
+    else:
+        tries = ["paper", "volume"]
     tried = []
     for kind in tries:
         result = _pack_once(sources, maps, box, kind, voxel_size=voxel_size, resolution=resolution, ratio=ratio,
