@@ -308,6 +308,8 @@ def test_default_footprint_is_the_papers_and_never_overlaps(packed_paper):
         D.paste(total, fp.astype(np.int32), corner - pad, "add")
     assert total.max() == 1, "two molecules' footprints overlap"
     np.testing.assert_array_equal(total, result.occupancy)
+    dens, _ = read_mrc(out / "density.mrc")
+    np.testing.assert_allclose(D.render_instances(m, m.voxel_size, m.box), dens, rtol=1e-4, atol=1e-3 * dens.max())
     # the halo keeps molecules apart: far less protein than footprint
     assert result.stats["protein_fraction"] < 0.3 * result.stats["packing_fraction"]
 

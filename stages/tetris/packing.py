@@ -26,9 +26,11 @@ What this module does differently, and why:
   (big, elongated ones: the crowded spots are crevices) tries random anchors in blocks with room,
   then the ordered search goes on to the last block, so "fits nowhere" is exact for that
   orientation; a molecule that fits nowhere is skipped, not fatal.
-- **No overlap by construction.** Cores are the molecule's own volume (its mass x 1.21 Å³/Da,
-  the highest voxels of its blurred map), never empty, so small distractors have a body too; a
-  placement is accepted only when no core voxel is occupied.
+- **No overlap by construction.** Cores (footprints, :func:`footprint`) are the paper's (the
+  blurred map at or above an absolute gray level: a halo around the molecule) or the molecule's
+  own volume (its mass x 1.21 Å³/Da, the highest voxels of its blurred map); either holds at
+  least the molecule's own volume, so small distractors have a body too. A placement is
+  accepted only when no core voxel is occupied.
 - **Walls count as neighbours.** Outside the box is occupied, so molecules pack against the box
   faces (the slab's surfaces) as they do against each other.
 - **Partial packings spread** (``spread``). Grown from the most crowded spots, a sample stopped at

@@ -6,7 +6,13 @@ of rounds (targets: every template and variant once; distractors: each with its 
 round), shuffled per round with the seed. A molecule that fits nowhere is skipped and the next
 one of the same class takes the slot; a structure skipped ``max_failures`` times (in different
 orientations) is retired. The run stops when a class due next has no structure left (saturated),
-at ``max_molecules``, or at ``max_fraction`` of the box occupied.
+at ``max_molecules``, at ``max_fraction`` of the box covered by footprints, or once the protein
+fraction (the molecules' mass x 1.21 Å³/Da over the box volume) reaches ``protein_fraction``.
+
+The footprint (what a molecule occupies) is by default the paper's: its map blurred by 2 voxels,
+at or above the reference code's gray level 100, a halo that keeps molecules apart and
+saturates a box at ~6-7 % protein as the paper's algorithm does. Denser targets are packed with
+the molecules' own volumes (``footprint="auto"``).
 """
 
 from __future__ import annotations
