@@ -182,13 +182,15 @@ def test_partial_packing_is_crowded_alike_everywhere(tmp_path, nucleosome_paths)
     assert central[False] < 0.2, central
 
 
-def test_cli_candidates_default_is_the_packers():
+def test_candidates_default_by_footprint(packed, packed_paper):
     import inspect
 
     from templearn.stages.tetris.cli import pack
-    from templearn.stages.tetris.packing import CANDIDATES
+    from templearn.stages.tetris.packing import CANDIDATES, PAPER_CANDIDATES
 
-    assert inspect.signature(pack).parameters["candidates"].default.default == CANDIDATES
+    assert inspect.signature(pack).parameters["candidates"].default.default is None
+    assert packed[1].manifest.params["candidates"] == CANDIDATES
+    assert packed_paper[1].manifest.params["candidates"] == PAPER_CANDIDATES
 
 
 def test_variants_join_their_template(tmp_path):

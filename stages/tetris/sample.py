@@ -33,7 +33,7 @@ from templearn.manifest import Instance, Manifest, StructureEntry
 from templearn.progress import track
 
 from .distractors import Source, distractor_sources, target_sources, variant_sources
-from .packing import CANDIDATES, GRAY_LEVEL, Packer, core_radius, footprint_half, make_shape
+from .packing import CANDIDATES, GRAY_LEVEL, PAPER_CANDIDATES, Packer, core_radius, footprint_half, make_shape
 
 OUTPUTS = ("sample.json", "occupancy.mrc", "instances.mrc", "classes.mrc", "density.mrc", "slices.png")
 
@@ -108,7 +108,7 @@ def pack(
     max_molecules: int | None = None,
     max_fraction: float | None = None,
     max_failures: int = 3,
-    candidates: int = CANDIDATES,
+    candidates: int | None = None,
     spread: bool | None = None,
     seed: int = 0,
     cache: str | os.PathLike | None = None,
@@ -186,6 +186,8 @@ def _pack_once(sources, maps, box, kind, *, voxel_size, resolution, ratio, dilat
     distractors = [s for s in sources if s.cls == "distractor"]
     level = gray_level if kind == "paper" else None
     thr = threshold if kind == "volume" else None
+    if candidates is None:
+        candidates = PAPER_CANDIDATES if kind == "paper" else CANDIDATES
     rng = np.random.default_rng(seed)
     margin = max(footprint_half(maps[s.key], sigma=sigma, level=level) for s in sources) + max(dilation, 0) + 1
     # Free distances matter up to the farthest a shell reaches (rotation changes a core's
@@ -406,7 +408,7 @@ def _check(box, voxel_size, resolution, ratio, dilation, sigma, threshold, max_m
         raise TemplearnError(f"--threshold is a fraction of the map maximum in (0, 1], got {threshold}")
     if max_molecules is not None and max_molecules < 1:
         raise TemplearnError(f"--max-molecules must be >= 1, got {max_molecules}")
-    if candidates < 1:
+    if candidates is not None and candidates < 1:
         raise TemplearnError(f"--candidates must be >= 1, got {candidates}")
     if max_fraction is not None and not 0 < max_fraction <= 1:
         raise TemplearnError(f"--max-fraction must lie in (0, 1], got {max_fraction}")
