@@ -160,13 +160,15 @@ def pack(
                             protein_fraction=protein_fraction, max_molecules=max_molecules,
                             max_fraction=max_fraction, max_failures=max_failures, candidates=candidates,
                             spread=spread, seed=seed, name=name)
-        if result.stats["targets"] and (protein_fraction is None or result.stats["protein_fraction"] >= protein_fraction):
+        short = protein_fraction is not None and result.stats["protein_fraction"] < protein_fraction \
+            and result.stats["stop"].startswith("saturated")   # not stopped by max_molecules/max_fraction
+        if result.stats["targets"] and not short:
             break
         tried.append({"footprint": kind, "protein_fraction": result.stats["protein_fraction"],
                       "stop": result.stats["stop"]})
     if not result.stats["targets"]:
         raise TemplearnError(f"box {box} voxels of {voxel_size:g} Å is too small: no target fits in it")
-    if protein_fraction is not None and result.stats["protein_fraction"] < protein_fraction:
+    if short:
         raise TemplearnError(
             f"protein fraction {protein_fraction:.3g} cannot be reached in box {box}: the {kind} footprint "
             f"saturates at {result.stats['protein_fraction']:.3g}"
