@@ -361,7 +361,21 @@ def test_protein_fraction_target_is_met(tmp_path, nucleosome_paths, distractor_l
     assert m.params["protein_fraction"] == target and m.params["spread"] is True
     biggest = max(s.mass_kda for s in m.structures.values()) * 1000 * 1.21 / (np.prod(m.box) * m.voxel_size**3)
     assert target <= _protein_fraction(m) < target + biggest
-    assert ("tried" in r.stats) is (footprint == "volume")
+    assert "tried" not in r.stats  # 0.2 lies clearly beyond the halo's reach: no paper try
+
+
+def test_paper_reach_bounds_the_saturated_fraction(packed_paper, nucleosome_paths, distractor_list):
+    """auto skips the paper footprint for targets above this estimate: it must lie above what the
+    paper footprint holds when saturated (the fixture's sample), and well below 0.2."""
+    from templearn.stages.tetris.distractors import distractor_sources, target_sources
+    from templearn.stages.tetris.sample import _paper_reach
+
+    taken: set = set()
+    sources = target_sources([str(p) for p in nucleosome_paths[:2]], "nucleosome", taken)
+    sources += distractor_sources([], distractor_list, taken)[0]
+    maps = {s.key: D.structure_map(s.path, 16.0, 32.0) for s in sources}
+    reach = _paper_reach(sources, maps, 2.0, SIGMA, 100.0)
+    assert packed_paper[1].stats["protein_fraction"] < reach < 0.2
 
 
 def test_protein_fraction_range_is_drawn_per_seed(tmp_path, nucleosome_paths):
