@@ -32,6 +32,7 @@ from templearn.config import load
 from templearn.errors import TemplearnError
 
 MAX_SAMPLES = 100_000
+PROTEIN_FRACTION = (0.05, 0.30)   # default crowding range of the tetris samples
 N_GRID = 48  # the paper's randomization grid (Extended Data Tab. 1): 3 defoci x 2 x 2 x 2 x 2, one domain
 
 
@@ -59,7 +60,11 @@ class Tetris:
     ratio: float = 5.0                       # distractors per template (ribosome 5, nucleosome 2)
     dilation: int = 1                        # voxels; compactness of the packing
     max_molecules: int | None = None
-    max_fraction: float | None = None
+    max_fraction: float | None = None        # of the box covered by footprints
+    # Crowding: each sample's protein fraction (molecules' mass x 1.21 Å³/Da over the box) drawn
+    # uniformly from [lo, hi] with its seed, from the paper's density (~0.065 at saturation) to
+    # cytoplasm-like; one number: every sample at it; null: saturate (the paper's density).
+    protein_fraction: list[float] | float | None = field(default_factory=lambda: list(PROTEIN_FRACTION))
     extra_args: list[str] = field(default_factory=list)   # passed through to `templearn-tetris pack`
 
 
@@ -176,6 +181,15 @@ def grid_size(cfg: RunConfig) -> int:
         raise TemplearnError(f"simulation.grid_config: {exc}", cfg.simulation.grid_config) from None
 
 
+def _max_protein_fraction() -> float:
+    """The most crowding the tetris stage can pack (its own limit, so both say the same)."""
+    try:
+        from templearn.stages.tetris.sample import MAX_PROTEIN_FRACTION
+    except ImportError:  # the stage is not installed: it checks for itself
+        return 1.0
+    return MAX_PROTEIN_FRACTION
+
+
 def load_config(path: str | os.PathLike) -> RunConfig:
     """Read and check a run config; relative paths in it are taken relative to the config file."""
     path = Path(path)
@@ -224,6 +238,12 @@ def _check(cfg: RunConfig, path: Path) -> None:
         bad(f"tetris.n_samples must be 1..{MAX_SAMPLES}, got {cfg.tetris.n_samples}")
     if len(cfg.tetris.box) != 3 or min(cfg.tetris.box) < 8:
         bad(f"tetris.box must be [nz, ny, nx] of at least 8 voxels each, got {cfg.tetris.box}")
+    pf = cfg.tetris.protein_fraction
+    if pf is not None:
+        span = [pf, pf] if isinstance(pf, (int, float)) else list(pf)
+        top = _max_protein_fraction()
+        if len(span) != 2 or not 0 < span[0] <= span[1] <= top:
+            bad(f"tetris.protein_fraction must be a fraction or a range [lo, hi] with 0 < lo <= hi <= {top:g}, got {pf}")
     n_train = cfg.tetris.n_samples - cfg.split.val - cfg.split.test
     if cfg.split.val < 0 or cfg.split.test < 0 or (n_train < 1 and cfg.training.enabled):
         bad(f"split: tetris.n_samples={cfg.tetris.n_samples} leaves no training sample "

@@ -172,6 +172,10 @@ def build(cfg: RunConfig) -> list[Step]:
         _opt(argv, "--dilation", tt.dilation)
         _opt(argv, "--max-molecules", tt.max_molecules)
         _opt(argv, "--max-fraction", tt.max_fraction)
+        # the stage draws the sample's crowding from the range with its seed (recorded in sample.json)
+        pf = tt.protein_fraction
+        _opt(argv, "--protein-fraction", pf if isinstance(pf, (int, float)) else None)
+        _opt(argv, "--protein-fraction-range", None if pf is None or isinstance(pf, (int, float)) else pf)
         _opt(argv, "--seed", seed + i)
         argv += tt.extra_args
         steps.append(Step(sid, "tetris", argv, inputs, [f"{sid}/sample.json"], deps, meta={"sample": s}))

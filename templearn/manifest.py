@@ -13,6 +13,7 @@ Layout (``format: templearn.sample``, ``version: 1``)::
       "format": "templearn.sample", "version": 1,
       "name": "sample_000", "voxel_size": 16.0, "box": [64, 192, 192],
       "seed": 7, "targets": ["nucleosome"],
+      "protein_fraction": 0.068,
       "structures": {
         "7kbe": {"path": "templates/7kbe.pdb.gz", "class": "target", "target": "nucleosome",
                  "template": "7kbe", "variant": null, "center": [x, y, z], "sha256": "..."},
@@ -23,6 +24,8 @@ Layout (``format: templearn.sample``, ``version: 1``)::
       ]
     }
 
+``protein_fraction`` (optional; absent in older files) is the molecules' volume over the box's:
+the sum over instances of their structure's mass x 1.21 Å³/Da, divided by the box volume in Å³.
 ``class`` is ``target`` or ``distractor``; ``target`` names the target class (label
 ``targets.index(target) + 1`` in label maps, 0 is background). ``center`` is the point of the
 structure file's frame (Å) that is placed at ``position``.
@@ -83,6 +86,7 @@ class Manifest:
     targets: list[str] = field(default_factory=list)
     seed: int | None = None
     params: dict = field(default_factory=dict)
+    protein_fraction: float | None = None   # sum of mass x 1.21 Å³/Da over the box volume
     path: Path | None = None          # where it was read from (not written)
 
     # --- derived views --------------------------------------------------------------------
@@ -145,6 +149,7 @@ class Manifest:
             "seed": self.seed,
             "targets": list(self.targets),
             "params": self.params,
+            **({} if self.protein_fraction is None else {"protein_fraction": self.protein_fraction}),
             "structures": {k: v.to_json() for k, v in self.structures.items()},
             "instances": [asdict(i) for i in self.instances],
         }
@@ -171,7 +176,8 @@ class Manifest:
             raise ValueError(f"'format' must be {FORMAT!r}")
         if doc.get("version") != VERSION:
             raise ValueError(f"version {doc.get('version')!r} is not supported (this templearn reads {VERSION})")
-        known = {"format", "version", "name", "voxel_size", "box", "seed", "targets", "params", "structures", "instances"}
+        known = {"format", "version", "name", "voxel_size", "box", "seed", "targets", "params", "structures", "instances",
+                 "protein_fraction"}
         unknown = set(doc) - known
         if unknown:
             raise ValueError(f"unknown key {sorted(unknown)[0]!r}")
@@ -191,6 +197,7 @@ class Manifest:
             name=doc["name"], voxel_size=float(doc["voxel_size"]), box=[int(b) for b in doc["box"]],
             structures=structures, instances=instances, targets=list(doc.get("targets", [])),
             seed=doc.get("seed"), params=doc.get("params", {}),
+            protein_fraction=None if doc.get("protein_fraction") is None else float(doc["protein_fraction"]),
         )
 
     def validate(self) -> None:
@@ -203,6 +210,8 @@ class Manifest:
             raise ValueError("name and targets must be text")
         if not isinstance(self.params, dict):
             raise ValueError("params must be a mapping")
+        if self.protein_fraction is not None and not 0 <= self.protein_fraction <= 1:
+            raise ValueError(f"protein_fraction must lie in [0, 1], got {self.protein_fraction}")
         for name, s in self.structures.items():
             if not isinstance(s.path, str) or not isinstance(s.target, (str, type(None))):
                 raise ValueError(f"structure {name!r}: path and target must be text")

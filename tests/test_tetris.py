@@ -21,6 +21,7 @@ from templearn.structures import load_atoms, read_structure, resolve, write_stru
 from templearn.stages.tetris.sample import pack_sample
 
 BOX = (20, 40, 40)
+PAPER_BOX = (16, 48, 48)
 CLI = str(Path(sys.executable).parent / "templearn-tetris")
 SIGMA = 2.0
 
@@ -36,9 +37,38 @@ def distractor_list(tmp_path_factory, shared_structures):
 @pytest.fixture(scope="module")
 def packed(tmp_path_factory, nucleosome_paths, distractor_list):
     out = tmp_path_factory.mktemp("sample")
+    # The molecules' own volumes as footprints (the densest packing): render_instances redraws them.
     result = pack_sample([str(nucleosome_paths[1]), "ake=1ake"], out=out, distractor_list=distractor_list,
-                         box=BOX, ratio=2, sigma=SIGMA, seed=3, cache=out / "cache")
+                         box=BOX, ratio=2, sigma=SIGMA, seed=3, cache=out / "cache", footprint="volume")
     return out, result
+
+
+@pytest.fixture(scope="module")
+def packed_paper(tmp_path_factory, nucleosome_paths, distractor_list):
+    """At the defaults: the paper's footprint, to saturation."""
+    out = tmp_path_factory.mktemp("sample_paper")
+    result = pack_sample([str(p) for p in nucleosome_paths[:2]], out=out, distractor_list=distractor_list,
+                         box=PAPER_BOX, ratio=2, seed=1, cache=out / "cache")
+    return out, result
+
+
+def _protein_fraction(m: Manifest) -> float:
+    """Independent of the packer: the instances' mass x 1.21 Å³/Da over the box volume."""
+    volume = sum(m.structures[i.structure].mass_kda * 1000 * 1.21 for i in m.instances)
+    return volume / (np.prod(m.box) * m.voxel_size**3)
+
+
+def _paper_footprint(block: np.ndarray, n_voxels: int, sigma: float = SIGMA, level: float = 100.0):
+    """The reference's footprint of a placed map: blurred by sigma voxels, at or above level
+    (zero-padded by 3 sigma so the halo is whole), and at least the molecule's own volume (its
+    ``n_voxels`` highest blurred voxels): ``(pad, footprint)``."""
+    from scipy import ndimage
+
+    pad = int(np.ceil(3 * sigma))
+    blurred = ndimage.gaussian_filter(np.pad(block, pad), sigma, mode="constant")
+    own = np.zeros(blurred.size, bool)
+    own[np.argsort(-blurred, axis=None, kind="stable")[:n_voxels]] = True
+    return pad, (blurred >= level) | own.reshape(blurred.shape)
 
 
 def test_outputs_and_packing_fraction(packed):
@@ -133,6 +163,7 @@ def test_same_seed_same_manifest(tmp_path, nucleosome_paths):
 def test_max_fraction_stops_early(tmp_path, nucleosome_paths):
     r = pack_sample([str(nucleosome_paths[0])], out=tmp_path, distractors=["1s3x"], box=(16, 32, 32),
                     ratio=1, max_fraction=0.1)
+    assert r.manifest.params["footprint"] == "volume"  # --max-fraction alone: the molecules' own volumes
     assert r.stats["stop"] == "max_fraction"
     assert 0.1 <= r.stats["packing_fraction"] < 0.15
 
@@ -151,13 +182,15 @@ def test_partial_packing_is_crowded_alike_everywhere(tmp_path, nucleosome_paths)
     assert central[False] < 0.2, central
 
 
-def test_cli_candidates_default_is_the_packers():
+def test_candidates_default_by_footprint(packed, packed_paper):
     import inspect
 
     from templearn.stages.tetris.cli import pack
-    from templearn.stages.tetris.packing import CANDIDATES
+    from templearn.stages.tetris.packing import CANDIDATES, PAPER_CANDIDATES
 
-    assert inspect.signature(pack).parameters["candidates"].default.default == CANDIDATES
+    assert inspect.signature(pack).parameters["candidates"].default.default is None
+    assert packed[1].manifest.params["candidates"] == CANDIDATES
+    assert packed_paper[1].manifest.params["candidates"] == PAPER_CANDIDATES
 
 
 def test_variants_join_their_template(tmp_path):
@@ -254,3 +287,161 @@ def test_saturation_leaves_no_touching_place(spread):
         fits = packer._fits(every, shape.core_zyx @ packer.strides)
         assert not (packer._contact(fits, shape.shell_zyx @ packer.strides) > 0).any()
     assert packer.fraction() > 0.3
+
+
+# --- crowding: the paper's footprint, protein fractions and their targets ----------------------
+
+
+def test_default_footprint_is_the_papers_and_never_overlaps(packed_paper):
+    """Each placed molecule's thresholded footprint (its map blurred by 2 voxels, >= 100), redrawn
+    from the manifest alone, lies in the box and shares no voxel with another's."""
+    out, result = packed_paper
+    m = Manifest.read(out / "sample.json")
+    assert m.params["footprint"] == "paper" and m.params["gray_level"] == 100.0
+    assert result.stats["stop"].startswith("saturated")
+    total = np.zeros(PAPER_BOX, np.int32)
+    for inst in m.instances:
+        smap = D.structure_map(m.structure_path(inst.structure), m.voxel_size, 32.0)
+        block, corner = D.place(smap, inst.position, inst.euler)
+        pad, fp = _paper_footprint(block, smap.n_voxels_molecule)
+        assert fp.sum() >= smap.n_voxels_molecule
+        lo, hi = corner - pad + np.argwhere(fp).min(0), corner - pad + np.argwhere(fp).max(0)
+        assert np.all(lo >= 0) and np.all(hi < PAPER_BOX)
+        D.paste(total, fp.astype(np.int32), corner - pad, "add")
+    assert total.max() == 1, "two molecules' footprints overlap"
+    np.testing.assert_array_equal(total, result.occupancy)
+    dens, _ = read_mrc(out / "density.mrc")
+    np.testing.assert_allclose(D.render_instances(m, m.voxel_size, m.box), dens, rtol=1e-4, atol=1e-3 * dens.max())
+    # the halo keeps molecules apart: far less protein than footprint
+    assert result.stats["protein_fraction"] < 0.3 * result.stats["packing_fraction"]
+
+
+def test_protein_fraction_is_reported(packed_paper, packed):
+    for out, result in (packed_paper, packed):
+        m = Manifest.read(out / "sample.json")
+        prov = json.loads((out / "provenance.json").read_text())["result"]
+        assert m.protein_fraction == pytest.approx(_protein_fraction(m), rel=1e-4)
+        assert prov["protein_fraction"] == pytest.approx(m.protein_fraction, rel=1e-4)
+    # the paper's footprint is sparse, the molecules' own volumes pack densely
+    assert packed_paper[1].stats["protein_fraction"] < 0.12 < packed[1].stats["protein_fraction"]
+
+
+def test_old_manifests_without_protein_fraction_still_read(packed, tmp_path):
+    doc = json.loads((packed[0] / "sample.json").read_text())
+    del doc["protein_fraction"]
+    (tmp_path / "old.json").write_text(json.dumps(doc))
+    assert Manifest.read(tmp_path / "old.json").protein_fraction is None
+
+
+def test_default_saturates_near_the_papers_fraction(shared_structures):
+    """On a small box the defaults saturate within 20 % of the paper's algorithm (its footprint,
+    its FFT search on the blurred, thresholded sample: benchmarks/bench_tetris.py's baseline)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_tetris", Path(__file__).parents[1] / "benchmarks" / "bench_tetris.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    sources, ratio, box = bench.lists(None)[0]["nucleosome"]
+    maps = {s.key: D.structure_map(s.path, 16.0, 32.0) for s in sources}
+    paper = bench.baseline(sources, maps, box, ratio=ratio, seed=0)["fraction"]
+    ours = bench.ours(sources, box, ratio=ratio, seed=0)
+    assert ours["footprint"] == "paper" and ours["stop"].startswith("saturated")
+    assert 0.04 < paper < 0.1
+    assert abs(ours["fraction"] / paper - 1) <= 0.2, (ours["fraction"], paper)
+
+
+@pytest.mark.parametrize("target, footprint", [(0.03, "paper"), (0.2, "volume")])
+def test_protein_fraction_target_is_met(tmp_path, nucleosome_paths, distractor_list, target, footprint):
+    """Packing stops once the target is reached; a target beyond the paper footprint's saturation
+    is packed with the molecules' own volumes."""
+    r = pack_sample([str(p) for p in nucleosome_paths[:2]], out=tmp_path, distractor_list=distractor_list,
+                    box=PAPER_BOX, ratio=2, seed=2, protein_fraction=target)
+    m = Manifest.read(tmp_path / "sample.json")
+    assert r.stats["stop"] == "protein_fraction" and m.params["footprint"] == footprint
+    assert m.params["protein_fraction"] == target and m.params["spread"] is True
+    biggest = max(s.mass_kda for s in m.structures.values()) * 1000 * 1.21 / (np.prod(m.box) * m.voxel_size**3)
+    assert target <= _protein_fraction(m) < target + biggest
+    assert "tried" not in r.stats  # 0.2 lies clearly beyond the halo's reach: no paper try
+
+
+def test_paper_reach_bounds_the_saturated_fraction(packed_paper, nucleosome_paths, distractor_list):
+    """auto skips the paper footprint for targets above this estimate: it must lie above what the
+    paper footprint holds when saturated (the fixture's sample), and well below 0.2."""
+    from templearn.stages.tetris.distractors import distractor_sources, target_sources
+    from templearn.stages.tetris.sample import _paper_reach
+
+    taken: set = set()
+    sources = target_sources([str(p) for p in nucleosome_paths[:2]], "nucleosome", taken)
+    sources += distractor_sources([], distractor_list, taken)[0]
+    maps = {s.key: D.structure_map(s.path, 16.0, 32.0) for s in sources}
+    reach = _paper_reach(sources, maps, 2.0, SIGMA, 100.0)
+    assert packed_paper[1].stats["protein_fraction"] < reach < 0.2
+
+
+def test_protein_fraction_range_is_drawn_per_seed(tmp_path, nucleosome_paths):
+    drawn = []
+    for seed in (0, 1, 2, 0):
+        r = pack_sample([str(nucleosome_paths[0])], out=tmp_path / str(len(drawn)), distractors=["1s3x", "4uic"],
+                        box=(12, 32, 32), ratio=1, seed=seed, protein_fraction_range=(0.02, 0.2))
+        m = Manifest.read(tmp_path / str(len(drawn)) / "sample.json")
+        target = m.params["protein_fraction"]
+        assert 0.02 <= target <= 0.2 and m.params["protein_fraction_range"] == [0.02, 0.2]
+        assert target <= m.protein_fraction == pytest.approx(r.stats["protein_fraction"], rel=1e-4)
+        drawn.append(target)
+    assert drawn[0] == drawn[3] and len(set(drawn[:3])) == 3
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(protein_fraction=0.9), "--protein-fraction must lie in"),
+    (dict(protein_fraction=0.0), "--protein-fraction must lie in"),
+    (dict(protein_fraction_range=(0.3, 0.1)), "LO <= HI"),
+    (dict(protein_fraction=0.1, protein_fraction_range=(0.05, 0.2)), "not both"),
+    (dict(footprint="halo"), "--footprint must be one of"),
+    (dict(footprint="paper", threshold=0.5), "--gray-level"),
+])
+def test_impossible_crowding_is_a_clear_error(tmp_path, nucleosome_paths, kwargs, match):
+    with pytest.raises(TemplearnError, match=match):
+        pack_sample([str(nucleosome_paths[0])], out=tmp_path, box=(12, 32, 32), **kwargs)
+    assert not (tmp_path / "sample.json").exists()
+
+
+def test_unreachable_protein_fraction_is_a_clear_error(tmp_path):
+    """A box a few nucleosomes wide cannot be 0.6 nucleosome, whatever the footprint."""
+    proc = subprocess.run([CLI, "pack", "--target", "2pyo", "--out", str(tmp_path), "--box", "6", "12", "12",
+                           "--ratio", "0", "--protein-fraction", "0.6"], capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot be reached" in lines[0] and "saturates at" in lines[0], lines
+    assert not (tmp_path / "sample.json").exists()
+
+
+def test_run_config_draws_each_samples_crowding(tmp_path):
+    """tetris.protein_fraction [lo, hi]: each sample of a run gets its own target, drawn from the
+    range with its seed (run seed + i), met and recorded in its sample.json."""
+    import yaml
+
+    from templearn.orchestrator import graph
+    from templearn.orchestrator.config import PROTEIN_FRACTION, Tetris, load_config
+
+    assert Tetris().protein_fraction == list(PROTEIN_FRACTION) == [0.05, 0.30]
+    doc = {"name": "crowd", "seed": 4, "targets": [{"name": "nucleosome", "templates": ["2pyo"]}],
+           "distractors": ["1s3x", "4uic"], "nma": {"enabled": False},
+           "tetris": {"n_samples": 3, "box": [12, 32, 32], "ratio": 1, "protein_fraction": [0.03, 0.25]},
+           "simulation": {"conditions": [0]}, "split": {"val": 1, "test": 1}}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(doc))
+    steps = [s for s in graph.build(load_config(tmp_path / "run.yaml")) if s.kind == "tetris"]
+    targets = []
+    for s in steps:
+        i = s.argv.index("--protein-fraction-range")
+        assert s.argv[i + 1:i + 3] == ["0.03", "0.25"]
+        proc = subprocess.run([str(Path(CLI).parent / s.argv[0]), *s.argv[1:]], cwd=tmp_path, capture_output=True,
+                              text=True)
+        assert proc.returncode == 0, proc.stderr
+        m = Manifest.read(tmp_path / s.outputs[0])
+        targets.append(m.params["protein_fraction"])
+        assert 0.03 <= targets[-1] <= 0.25 and targets[-1] <= m.protein_fraction < targets[-1] + 0.02
+    assert len(set(targets)) == 3
+    doc["tetris"]["protein_fraction"] = [0.3, 0.1]
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(doc))
+    with pytest.raises(TemplearnError, match="tetris.protein_fraction"):
+        load_config(tmp_path / "bad.yaml")

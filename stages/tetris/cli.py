@@ -9,6 +9,8 @@ import typer
 
 from templearn.cli_util import entrypoint, stage_app
 
+from .packing import GRAY_LEVEL
+
 app = stage_app("tetris", "Crowded samples of templates and distractors (Tetris packing), and density maps.")
 
 
@@ -28,11 +30,15 @@ def pack(
     ratio: float = typer.Option(5.0, "--ratio", help="distractors per target (exact)"),
     dilation: int = typer.Option(1, "--dilation", help="insertion shell radius (voxels): how close molecules are put"),
     sigma: float = typer.Option(2.0, "--sigma", help="Gaussian blur (voxels) before binarizing a molecule"),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="binarize at this fraction of the blurred maximum (default: the molecular volume from the mass)"),
+    footprint: str = typer.Option("auto", "--footprint", help="what a molecule occupies: paper (blurred map above --gray-level, the reference's halo), volume (its own volume: densest), auto (paper; volume for a --protein-fraction beyond the paper's reach)"),
+    gray_level: float = typer.Option(GRAY_LEVEL, "--gray-level", help="paper footprint: level of the blurred map (e2pdb2mrc units; the reference's gray_level_threshold)"),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="volume footprint: binarize at this fraction of the blurred maximum (default: the molecular volume from the mass)"),
+    protein_fraction: Optional[float] = typer.Option(None, "--protein-fraction", help="stop once the molecules' volume (mass x 1.21 A^3/Da) is this fraction of the box"),
+    protein_fraction_range: Optional[tuple[float, float]] = typer.Option(None, "--protein-fraction-range", help="draw the --protein-fraction target uniformly in LO HI with the seed"),
     max_molecules: Optional[int] = typer.Option(None, "--max-molecules", help="stop after this many molecules"),
-    max_fraction: Optional[float] = typer.Option(None, "--max-fraction", help="stop when this fraction of the box is occupied"),
+    max_fraction: Optional[float] = typer.Option(None, "--max-fraction", help="stop when this fraction of the box is covered by footprints"),
     max_failures: int = typer.Option(3, "--max-failures", help="retire a structure after it fitted nowhere this many times"),
-    candidates: int = typer.Option(256, "--candidates", help="positions scored exactly per molecule, the most crowded of the whole box where it may fit (doubling while none fits)"),
+    candidates: Optional[int] = typer.Option(None, "--candidates", help="positions scored exactly per molecule, the most crowded of the whole box where it may fit (doubling while none fits); default 4096 with the paper footprint, 256 with the volume one"),
     spread: Optional[bool] = typer.Option(None, "--spread/--no-spread", help="grow from random points (each molecule at the most contact near one), so a partial packing is crowded alike everywhere; default: with --max-fraction"),
     seed: int = typer.Option(0, "--seed", help="random seed"),
     cache: Optional[Path] = typer.Option(None, "--cache", help="folder caching density maps between runs"),
@@ -43,7 +49,8 @@ def pack(
     pack_sample(target, out=out, target_name=target_name, variants=variants, distractors=distractor,
                 distractor_list=distractor_list, skip_missing=skip_missing, name=name, box=box,
                 voxel_size=voxel_size, resolution=resolution, ratio=ratio, dilation=dilation, sigma=sigma,
-                threshold=threshold, max_molecules=max_molecules, max_fraction=max_fraction,
+                footprint=footprint, gray_level=gray_level, threshold=threshold, protein_fraction=protein_fraction,
+                protein_fraction_range=protein_fraction_range, max_molecules=max_molecules, max_fraction=max_fraction,
                 max_failures=max_failures, candidates=candidates, spread=spread, seed=seed, cache=cache)
 
 

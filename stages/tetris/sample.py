@@ -6,7 +6,13 @@ of rounds (targets: every template and variant once; distractors: each with its 
 round), shuffled per round with the seed. A molecule that fits nowhere is skipped and the next
 one of the same class takes the slot; a structure skipped ``max_failures`` times (in different
 orientations) is retired. The run stops when a class due next has no structure left (saturated),
-at ``max_molecules``, or at ``max_fraction`` of the box occupied.
+at ``max_molecules``, at ``max_fraction`` of the box covered by footprints, or once the protein
+fraction (the molecules' mass x 1.21 Å³/Da over the box volume) reaches ``protein_fraction``.
+
+The footprint (what a molecule occupies) is by default the paper's: its map blurred by 2 voxels,
+at or above the reference code's gray level 100, a halo that keeps molecules apart and
+saturates a box at ~6-7 % protein as the paper's algorithm does. Denser targets are packed with
+the molecules' own volumes (``footprint="auto"``).
 """
 
 from __future__ import annotations
@@ -20,14 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
-from templearn.density import StructureMap, paste, structure_map
+from templearn.density import VOLUME_PER_DALTON, StructureMap, paste, structure_map
 from templearn.errors import TemplearnError
 from templearn.euler import random_euler
 from templearn.manifest import Instance, Manifest, StructureEntry
 from templearn.progress import track
 
 from .distractors import Source, distractor_sources, target_sources, variant_sources
-from .packing import CANDIDATES, Packer, core_radius, make_shape
+from .packing import CANDIDATES, GRAY_LEVEL, PAPER_CANDIDATES, Packer, core_radius, footprint_half, make_shape
 
 OUTPUTS = ("sample.json", "occupancy.mrc", "instances.mrc", "classes.mrc", "density.mrc", "slices.png")
 
@@ -65,6 +71,26 @@ class _Queue:
         return None
 
 
+#: Footprints (``--footprint``): ``paper`` (the reference's: blurred map above ``gray_level``),
+#: ``volume`` (the molecule's own volume: the densest packing), ``auto`` (``paper``, or ``volume``
+#: for a protein-fraction target the paper's footprint cannot reach).
+FOOTPRINTS = ("auto", "paper", "volume")
+#: Above this protein fraction no packing of molecules' own volumes is possible (random close
+#: packing of their footprints saturates at 0.64-0.70 of the box).
+MAX_PROTEIN_FRACTION = 0.6
+
+
+def protein_volume(smap: StructureMap) -> float:
+    """A molecule's protein volume in Å³: its mass x 1.21 Å³/Da."""
+    return smap.mass_kda * 1000.0 * VOLUME_PER_DALTON
+
+
+def draw_protein_fraction(seed: int, lo: float, hi: float) -> float:
+    """The sample's protein-fraction target, uniform in ``[lo, hi]``, from its own stream of ``seed``
+    (so the packing's draws stay those of the seed)."""
+    return float(np.random.default_rng([int(seed), 0x7E7]).uniform(lo, hi))
+
+
 def pack(
     *,
     sources: list[Source],
@@ -74,11 +100,15 @@ def pack(
     ratio: float = 5.0,
     dilation: int = 1,
     sigma: float = 2.0,
+    footprint: str = "auto",
+    gray_level: float = GRAY_LEVEL,
     threshold: float | None = None,
+    protein_fraction: float | None = None,
+    protein_fraction_range=None,
     max_molecules: int | None = None,
     max_fraction: float | None = None,
     max_failures: int = 3,
-    candidates: int = CANDIDATES,
+    candidates: int | None = None,
     spread: bool | None = None,
     seed: int = 0,
     cache: str | os.PathLike | None = None,
@@ -86,13 +116,17 @@ def pack(
 ) -> PackResult:
     """Pack ``sources`` into a box of ``box`` = ``[nz, ny, nx]`` voxels of ``voxel_size`` Å.
 
-    ``spread`` (default: when ``max_fraction`` is set) grows the sample from random points rather
-    than from its most crowded spots, so a partial packing is crowded alike everywhere.
+    ``footprint`` (see ``FOOTPRINTS``) is what a molecule occupies; ``protein_fraction`` stops the
+    packing once the molecules' volume (mass x 1.21 Å³/Da) reaches that fraction of the box, or
+    ``protein_fraction_range = (lo, hi)`` draws that target with the seed. ``spread`` (default:
+    with a target or ``max_fraction``) grows the sample from random points rather than from its
+    most crowded spots, so a partial packing is crowded alike everywhere.
     """
     box = [int(b) for b in box]
     _check(box, voxel_size, resolution, ratio, dilation, sigma, threshold, max_molecules, max_fraction, candidates)
+    footprint = _check_footprint(footprint, threshold, gray_level)
+    protein_fraction = _target(protein_fraction, protein_fraction_range, seed)
     targets = [s for s in sources if s.cls == "target"]
-    distractors = [s for s in sources if s.cls == "distractor"]
     if not targets:
         raise TemplearnError("no target structure given (--target)")
     t0 = time.monotonic()
@@ -107,19 +141,92 @@ def pack(
         raise TemplearnError(
             f"box {box} voxels of {voxel_size:g} Å is too small: target {big.key!r} spans "
             f"{2 * _radius_voxels(maps[big.key]) + 1} voxels", big.path)
+    if spread is None:
+        spread = max_fraction is not None or protein_fraction is not None
+    # auto: the paper's footprint; a target beyond its saturation (or a box too thin for its
+    # halo) is packed again with the molecules' own volumes, which reach cytoplasm-like crowding.
+    # max_fraction alone keeps its meaning from before footprints had halos: the box fraction
+    # covered by the molecules' own volumes.
+    if footprint != "auto":
+        tries = [footprint]
+    elif max_fraction is not None and protein_fraction is None:
+        tries = ["volume"]
+    elif protein_fraction is not None and protein_fraction > _paper_reach(sources, maps, ratio, sigma, gray_level):
+        tries = ["volume"]   # clearly beyond the halo: spare the paper try (~60 % of the time)
+    else:
+        tries = ["paper", "volume"]
+    tried = []
+    for kind in tries:
+        result = _pack_once(sources, maps, box, kind, voxel_size=voxel_size, resolution=resolution, ratio=ratio,
+                            dilation=dilation, sigma=sigma, gray_level=gray_level, threshold=threshold,
+                            protein_fraction=protein_fraction, max_molecules=max_molecules,
+                            max_fraction=max_fraction, max_failures=max_failures, candidates=candidates,
+                            spread=spread, seed=seed, name=name)
+        short = protein_fraction is not None and result.stats["protein_fraction"] < protein_fraction \
+            and result.stats["stop"].startswith("saturated")   # not stopped by max_molecules/max_fraction
+        if result.stats["targets"] and not short:
+            break
+        tried.append({"footprint": kind, "protein_fraction": result.stats["protein_fraction"],
+                      "stop": result.stats["stop"]})
+    if not result.stats["targets"]:
+        raise TemplearnError(f"box {box} voxels of {voxel_size:g} Å is too small: no target fits in it")
+    if short:
+        raise TemplearnError(
+            f"protein fraction {protein_fraction:.3g} cannot be reached in box {box}: the {kind} footprint "
+            f"saturates at {result.stats['protein_fraction']:.3g}"
+            + ("" if kind == "volume" else " (--footprint volume packs densest)"))
+    result.manifest.params.update(protein_fraction_range=list(protein_fraction_range) if protein_fraction_range else None)
+    result.stats["time_maps_s"] = round(t_maps, 3)
+    if tried:
+        result.stats["tried"] = tried   # footprints that fell short, before the one used
+    return result
 
+
+#: Box fraction that footprints cover at most when saturated (measured: ~0.5 with the paper's,
+#: 0.64-0.70 with the molecules' own volumes): bounds what the paper footprint can hold.
+FOOTPRINT_COVER = 0.7
+
+
+def _paper_reach(sources, maps, ratio, sigma, gray_level) -> float:
+    """An upper estimate of the protein fraction the paper footprint can hold: the molecules'
+    own volume per footprint volume, weighted as they are drawn, times ``FOOTPRINT_COVER``."""
+    from .packing import footprint as binarized
+
+    share = {"target": 1.0 / (1.0 + ratio), "distractor": ratio / (1.0 + ratio)}
+    copies = Counter()
+    for s in sources:
+        copies[s.cls] += s.copies
+    own = fp = 0.0
+    for s in sources:
+        w = share[s.cls] * s.copies / copies[s.cls]
+        smap = maps[s.key]
+        own += w * protein_volume(smap)
+        fp += w * binarized(smap.volume, smap, sigma=sigma, level=gray_level)[1].sum() * smap.voxel_size**3
+    return FOOTPRINT_COVER * own / fp
+
+
+def _pack_once(sources, maps, box, kind, *, voxel_size, resolution, ratio, dilation, sigma, gray_level, threshold,
+               protein_fraction, max_molecules, max_fraction, max_failures, candidates, spread, seed,
+               name) -> PackResult:
+    """One packing with footprint ``kind`` (``paper`` or ``volume``)."""
+    targets = [s for s in sources if s.cls == "target"]
+    distractors = [s for s in sources if s.cls == "distractor"]
+    level = gray_level if kind == "paper" else None
+    thr = threshold if kind == "volume" else None
+    if candidates is None:
+        candidates = PAPER_CANDIDATES if kind == "paper" else CANDIDATES
     rng = np.random.default_rng(seed)
-    margin = max(maps[s.key].half for s in sources) + max(dilation, 0) + 1
+    margin = max(footprint_half(maps[s.key], sigma=sigma, level=level) for s in sources) + max(dilation, 0) + 1
     # Free distances matter up to the farthest a shell reaches (rotation changes a core's
     # radius by about a voxel, hence the +1.5).
-    reach = max(core_radius(maps[s.key], sigma=sigma, threshold=threshold) for s in sources) + dilation + 1.5
-    if spread is None:
-        spread = max_fraction is not None
+    reach = max(core_radius(maps[s.key], sigma=sigma, threshold=thr, level=level) for s in sources) + dilation + 1.5
     packer = Packer(box, margin, rng, reach=reach, candidates=candidates, spread=spread)
     target_names = list(dict.fromkeys(s.target for s in targets))
     by_key = {s.key: s for s in sources}
     queues = {"target": _Queue(targets, rng), "distractor": _Queue(distractors, rng)}
     use_distractors = bool(distractors) and ratio > 0 and queues["distractor"].alive()
+    box_volume = float(np.prod(box)) * voxel_size**3
+    protein = 0.0
 
     instances_grid = np.zeros(box, np.int32)
     classes_grid = np.zeros(box, np.int8)
@@ -138,6 +245,9 @@ def pack(
         if max_fraction is not None and packer.fraction() >= max_fraction:
             stop = "max_fraction"
             break
+        if protein_fraction is not None and protein / box_volume >= protein_fraction:
+            stop = "protein_fraction"
+            break
         cls = "target" if (not use_distractors or n_t * ratio <= n_d) else "distractor"
         key = queues[cls].next()
         if key is None:
@@ -145,7 +255,7 @@ def pack(
             break
         smap = maps[key]
         euler = random_euler(rng)
-        shape = make_shape(smap, euler, dilation=dilation, sigma=sigma, threshold=threshold)
+        shape = make_shape(smap, euler, dilation=dilation, sigma=sigma, threshold=thr, level=level)
         pos = packer.find(shape)
         if pos is None:
             skipped += 1
@@ -155,7 +265,7 @@ def pack(
             continue
         packer.place(shape, pos)
         inst_id = len(placed) + 1
-        corner = pos - smap.half
+        corner = pos - shape.half
         paste(density, shape.block, corner, "add")
         paste(instances_grid, shape.core, corner, "set", inst_id)
         src = by_key[key]
@@ -163,14 +273,13 @@ def pack(
         paste(classes_grid, shape.core, corner, "set", label)
         placed.append(Instance(inst_id, key, [float(v) for v in pos[::-1] * voxel_size],
                                [float(a) for a in euler]))
+        protein += protein_volume(smap)
         counts[key] += 1
         if cls == "target":
             n_t += 1
         else:
             n_d += 1
     t_pack = time.monotonic() - t1
-    if n_t == 0:
-        raise TemplearnError(f"box {box} voxels of {voxel_size:g} Å is too small: no target fits in it")
 
     structures = {}
     for s in sources:
@@ -180,13 +289,19 @@ def pack(
             center=[float(c) for c in sm.center], sha256=sm.sha256, n_atoms=sm.n_atoms,
             mass_kda=round(sm.mass_kda, 3),
         )
+    fraction = protein / box_volume
     params = dict(voxel_size=voxel_size, resolution=resolution, ratio=ratio, dilation=dilation, sigma=sigma,
-                  threshold=threshold, max_molecules=max_molecules, max_fraction=max_fraction,
-                  max_failures=max_failures, candidates=candidates, spread=spread)
+                  footprint=kind, gray_level=level, threshold=thr, protein_fraction=protein_fraction,
+                  max_molecules=max_molecules, max_fraction=max_fraction, max_failures=max_failures,
+                  candidates=candidates, spread=spread)
     manifest = Manifest(name=name, voxel_size=float(voxel_size), box=box, structures=structures,
-                        instances=placed, targets=target_names, seed=seed, params=params)
+                        instances=placed, targets=target_names, seed=seed, params=params,
+                        protein_fraction=round(fraction, 6))
     occupancy = (instances_grid > 0).astype(np.int8)
     stats = {
+        "protein_fraction": fraction,
+        "protein_fraction_target": protein_fraction,
+        "footprint": kind,
         "packing_fraction": float(occupancy.mean()),
         "molecules": len(placed),
         "targets": n_t,
@@ -196,11 +311,44 @@ def pack(
         "skipped": skipped,
         "retired": sorted(queues["target"].retired | queues["distractor"].retired),
         "stop": stop,
-        "time_maps_s": round(t_maps, 3),
         "time_packing_s": round(t_pack, 3),
         "molecules_per_minute": round(60 * len(placed) / t_pack, 1) if t_pack > 0 else None,
     }
     return PackResult(manifest, occupancy, instances_grid, classes_grid, density, stats)
+
+
+def _check_footprint(footprint: str, threshold, gray_level) -> str:
+    if footprint not in FOOTPRINTS:
+        raise TemplearnError(f"--footprint must be one of {', '.join(FOOTPRINTS)}, got {footprint!r}")
+    if threshold is not None:
+        if footprint == "paper":
+            raise TemplearnError("--threshold sets the volume footprint's cut; the paper footprint's is --gray-level")
+        return "volume"
+    if not gray_level > 0:
+        raise TemplearnError(f"--gray-level must be positive (e2pdb2mrc units; the paper's is {GRAY_LEVEL:g}), got {gray_level}")
+    return footprint
+
+
+def _target(protein_fraction, protein_fraction_range, seed) -> float | None:
+    """The protein-fraction target: given, drawn from the range with the seed, or None."""
+    def ok(f, what):
+        if not 0 < f <= MAX_PROTEIN_FRACTION:
+            raise TemplearnError(f"{what} must lie in (0, {MAX_PROTEIN_FRACTION:g}] (molecules' own volumes pack "
+                                 f"to at most ~0.65 of a box), got {f}")
+
+    if protein_fraction_range is not None:
+        if protein_fraction is not None:
+            raise TemplearnError("give --protein-fraction or --protein-fraction-range, not both")
+        lo, hi = (float(v) for v in protein_fraction_range)
+        ok(lo, "--protein-fraction-range")
+        ok(hi, "--protein-fraction-range")
+        if lo > hi:
+            raise TemplearnError(f"--protein-fraction-range needs LO <= HI, got {lo} {hi}")
+        return draw_protein_fraction(seed, lo, hi)
+    if protein_fraction is not None:
+        ok(float(protein_fraction), "--protein-fraction")
+        return float(protein_fraction)
+    return None
 
 
 def pack_sample(
@@ -287,7 +435,7 @@ def _check(box, voxel_size, resolution, ratio, dilation, sigma, threshold, max_m
         raise TemplearnError(f"--threshold is a fraction of the map maximum in (0, 1], got {threshold}")
     if max_molecules is not None and max_molecules < 1:
         raise TemplearnError(f"--max-molecules must be >= 1, got {max_molecules}")
-    if candidates < 1:
+    if candidates is not None and candidates < 1:
         raise TemplearnError(f"--candidates must be >= 1, got {candidates}")
     if max_fraction is not None and not 0 < max_fraction <= 1:
         raise TemplearnError(f"--max-fraction must lie in (0, 1], got {max_fraction}")
