@@ -219,3 +219,33 @@ def test_normalization_of_the_sample_region_ignores_vacuum():
             assert np.allclose(got, ref, atol=1e-5), (below, above, vacuum, np.abs(got - ref).max())
     with pytest.raises(TemplearnError, match="constant"):
         normalize_tomogram(np.ones((8, 8, 8)))
+
+
+# --- the run config and the stage graph ----------------------------------------------------------
+
+def test_run_config_randomize_wires_grid_simulate_and_targets(tmp_path):
+    import yaml
+
+    from templearn.orchestrator.config import load_config
+    from templearn.orchestrator.graph import build
+
+    root = Path(__file__).resolve().parents[1] / "examples"
+    doc = yaml.safe_load((root / "quickstart.yaml").read_text())
+    plain = {s.id: s for s in build(load_config(root / "quickstart.yaml"))}
+    doc["simulation"].update(randomize=True, conditions="all")
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(doc))
+    cfg = load_config(tmp_path / "run.yaml")
+    steps = {s.id: s for s in build(cfg)}
+    assert "--randomize" in steps["grid"].argv and "--randomize" not in plain["grid"].argv
+    sims = [s for s in steps.values() if s.kind == "simulate"]
+    assert sorted({s.meta["condition"] for s in sims}) == [0, 1, 2, 3]     # domain x 2 ranges x 2 steps
+    for t in (s for s in steps.values() if s.kind == "targets"):
+        tomo = t.meta["tomo"]
+        assert t.argv[2] == f"simulate/{tomo}/sample.json" and f"simulate/{tomo}" in t.deps
+        assert f"simulate/{tomo}/sample.json" in steps[f"simulate/{tomo}"].outputs
+    for t in (s for s in plain.values() if s.kind == "targets"):   # off: the tetris sample, as before
+        assert t.argv[2] == f"tetris/{t.meta['sample']}/sample.json"
+    doc["simulation"]["conditions"] = [47]
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(doc))
+    with pytest.raises(TemplearnError, match="not a grid index 0..3"):
+        load_config(tmp_path / "run.yaml")

@@ -10,9 +10,9 @@ Outputs of :func:`simulate` in ``out_dir``:
   (``thickness`` is the box's height even when the specimen is a thinner slab: the reconstruction
   then holds vacuum above and below it); randomized or slab-cut, its ``extra`` records every
   drawn axis, the ranges and the slab;
-- ``sample.json`` (only with a slab, i.e. ``slab_fraction`` set or drawn): the manifest of the
-  molecules simulated, those whose centre lies in the slab, in the manifest's own frame, the slab
-  in ``params.slab``: the targets/ground truth of this tomogram;
+- ``sample.json`` (randomized, or with ``slab_fraction`` set): the manifest of the molecules
+  simulated, those whose centre lies in the slab, in the manifest's own frame, the slab in
+  ``params.slab``: the targets/ground truth of this tomogram;
 - ``tilt_series.png``: the lowest, zero and highest tilt, for a look;
 - ``provenance.json`` (last).
 """
@@ -49,9 +49,10 @@ def write_grid(out: str | os.PathLike, config: str | os.PathLike | None = None,
     return gridmod.write_grid(out, spec)
 
 
-def cut_slab(manifest: Manifest, slab: tuple[float, float], search=()) -> Manifest:
-    """The molecules whose centre lies in the slab ``(z0, z1)`` Å, same frame; the slab in ``params``."""
-    kept = [i for i in manifest.instances if slab[0] <= i.position[2] <= slab[1]]
+def cut_slab(manifest: Manifest, slab: tuple[float, float] | None, search=()) -> Manifest:
+    """The molecules whose centre lies in the slab ``(z0, z1)`` Å (all of them for ``None``), same
+    frame, structure paths made absolute; the slab in ``params``."""
+    kept = [i for i in manifest.instances if slab is None or slab[0] <= i.position[2] <= slab[1]]
     if not kept:
         raise TemplearnError(f"no molecule has its centre in the slab z = {slab[0]:.1f}..{slab[1]:.1f} Å "
                              f"({len(manifest.instances)} in the box)", manifest.path)
@@ -63,6 +64,8 @@ def cut_slab(manifest: Manifest, slab: tuple[float, float], search=()) -> Manife
             path = entry.path   # unused by the kept molecules, or found later through --structures
         structures[name] = dataclasses.replace(entry, path=path)
     params = dict(manifest.params)
+    if slab is None:
+        return dataclasses.replace(manifest, structures=structures, params=params, path=None)
     params["slab"] = {"z": [float(slab[0]), float(slab[1])], "thickness": float(slab[1] - slab[0]),
                       "rule": "molecules whose centre lies in the slab", "kept": len(kept),
                       "dropped": len(manifest.instances) - len(kept),
@@ -98,7 +101,9 @@ def simulate(
         if not s.is_dir():
             raise TemplearnError("no such structures folder", s)
     slab = slab_extent(manifest, params)
-    specimen = manifest if slab is None else cut_slab(manifest, slab, structures)
+    # randomized or slab-cut: sample.json says what this tomogram holds (its targets' manifest)
+    write_sample = slab is not None or params.randomized is not None
+    specimen = cut_slab(manifest, slab, structures) if write_sample else manifest
     placed = placed_structures(specimen, structures)
     geom = sample_geometry(manifest, params.pixel_size, slab)
     acq = plan_acquisition(params, geom)
@@ -121,7 +126,7 @@ def simulate(
     acq_path = acq.write(out_dir / "acquisition.json")
     png_path = _preview_png(out_dir / "tilt_series.png", preview, [acq.angles[0], 0.0, acq.angles[-1]], params)
     outputs = [stack_path, tlt_path, acq_path, png_path]
-    if slab is not None:
+    if write_sample:
         outputs.append(specimen.write(out_dir / SAMPLE_NAME))
     extra_files = [out_dir / "parakeet" / "config.yaml"] if params.engine == "parakeet" else []
     provenance.record(out_dir, STAGE, params.to_json() | {"grid": grid, "structures": [str(s) for s in structures]},

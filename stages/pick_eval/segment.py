@@ -18,6 +18,7 @@ import os
 import numpy as np
 
 from templearn.errors import TemplearnError
+from templearn.normalize import normalize_tomogram
 
 VOXEL_SIZE_TOLERANCE = 0.02  # relative: 13 vs 13.2 Å passes, 13 vs 16 fails
 DEFAULT_PATCH = 48
@@ -71,7 +72,7 @@ def read_mask(path: str | os.PathLike, shape) -> np.ndarray:
 def segment_labels(model, volume: np.ndarray, patch: int | None = None, crop: int = DEFAULT_CROP,
                    overlap: int = DEFAULT_OVERLAP, mask: np.ndarray | None = None) -> np.ndarray:
     """Label map [z, y, x] int8 (argmax of the class scores, 0 = background), zero outside ``mask``."""
-    labels = _df().segment(model, volume, patch, crop, overlap, labels=True)
+    labels = _df().segment(model, normalize_tomogram(volume), patch, crop, overlap, labels=True)
     if mask is not None:
         labels = np.where(mask, labels, 0).astype(np.int8)
     return labels
