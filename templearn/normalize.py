@@ -7,8 +7,11 @@ different scale in every tomogram. Here the statistics come from the *sample sli
 are robust (percentiles), so dense particles and gold do not move them either:
 
 1. the spread of each z slice: its median absolute deviation (robust to particles);
-2. sample slices: those whose spread is at least ``SAMPLE_FRACTION`` of the largest (a 3-slice
-   running median, so one odd slice does not set it); vacuum, nearly featureless, falls below;
+2. sample slices: where the spread profile steps (its largest value at least ``STEP`` times its
+   smallest, both taken on a 3-slice running median so one odd slice sets neither), the slices
+   above ``LEVEL`` of the step; vacuum holds only the back-projected noise and falls below.
+   Without such a step (no vacuum) every slice counts. More vacuum adds slices at the bottom
+   of the step and moves neither end, so the sample slices stay the same;
 3. centre = median and scale = half the 16th-84th percentile range (the standard deviation of a
    Gaussian) of the sample slices' voxels; output ``(volume - centre) / scale``, float32.
 
@@ -23,7 +26,9 @@ import numpy as np
 
 from .errors import TemplearnError
 
-SAMPLE_FRACTION = 0.5      # of the largest slice spread: slices below it count as vacuum
+STEP = 1.25               # largest / smallest slice spread from which the quieter slices are vacuum
+LEVEL = 0.7               # sample slices: above this fraction of the step (vacuum near the slab holds
+                          # its back-projected streaks, and rays leaving the field of view thin the noise far off)
 MAX_SAMPLES = 4_000_000    # voxels the statistics are taken from (a regular sub-grid beyond that)
 
 
@@ -42,7 +47,10 @@ def sample_slices(volume: np.ndarray) -> np.ndarray:
         spread[z] = np.median(np.abs(s - np.median(s)))
     padded = np.pad(spread, 1, mode="edge")
     smooth = np.median(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0)
-    return spread >= SAMPLE_FRACTION * smooth.max()
+    lo, hi = float(smooth.min()), float(smooth.max())
+    if not hi > STEP * lo:
+        return np.ones(len(spread), bool)
+    return spread >= lo + LEVEL * (hi - lo)
 
 
 def normalize_tomogram(volume: np.ndarray, path=None) -> np.ndarray:
