@@ -104,9 +104,13 @@ workflow {
     if (cfg('training', 'enabled', true)) {
         // targets for training and validation samples (test samples are held out)
         ch_tomos = RECONSTRUCT.out.tomogram
-        ch_for_targets = ch_tomos
-            .filter { s, k, t -> !(s in test_set) }
-            .combine(TETRIS.out.manifest, by: 0)
+        // randomized (simulation.randomize, or `randomize:` in the grid config): the targets come
+        // from SIMULATE's sample.json (the molecules in its slab), else from the TETRIS sample
+        def grid_doc = grid_cfg ? (new org.yaml.snakeyaml.Yaml().load(local_file(grid_cfg).text) ?: [:]) : [:]
+        def randomized = cfg('simulation', 'randomize', false) || grid_doc.randomize
+        ch_for_targets = randomized ?
+            ch_tomos.filter { s, k, t -> !(s in test_set) }.join(SIMULATE.out.sample, by: [0, 1]) :
+            ch_tomos.filter { s, k, t -> !(s in test_set) }.combine(TETRIS.out.manifest, by: 0)
         TARGETS(ch_for_targets, ch_sim_structs)
         ch_versions = ch_versions.mix(TARGETS.out.versions)
 

@@ -5,12 +5,18 @@ Prints, all measured in this one run:
    their wall times and the speed-up (target: fast >= 100x faster);
 2. the fast engine's time for a 61-tilt series (±60°, step 2°) of a 192x192x64 sample at 16 Å
    (a 3 x 3 x 1 µm crowded sample, images at 16 Å/pixel; target < 30 s on one core) and the
-   peak memory of that run.
+   peak memory of that run;
+3. with ``--randomized N``: N draws of the wider randomization (``grid --randomize``, both optical
+   domains, same seed for both engines): the 0° image of the small sample by Parakeet (the axes it
+   honours: defocus, dose, ice density, slab), by the fast engine with the same values and its
+   fixed contrast (amplitude contrast 0.07, contrast scale 1, white ice noise), and by the fast
+   engine with its own drawn contrast axes; per draw the band-passed (1/120-1/24 1/Å) NCC of
+   each fast image with Parakeet's and the particle contrast (band-passed std / mean) of each.
 
 Samples are packed here by random sequential placement of non-overlapping spheres (tetris is
 another stage) from the nucleosome templates and the shared distractors, 1 template : 2 distractors.
 
-Usage: python benchmarks/bench_parakeet_sim.py [--skip-parakeet] [--tilt-step-small DEG] [--full-4a]
+Usage: python benchmarks/bench_parakeet_sim.py [--skip-parakeet] [--tilt-step-small DEG] [--full-4a] [--randomized N]
 """
 
 from __future__ import annotations
@@ -104,6 +110,56 @@ def timed(fn, *args, **kw) -> float:
     return time.perf_counter() - t
 
 
+def bandpass(img: np.ndarray, pixel: float, lo: float = 1 / 120, hi: float = 1 / 24) -> np.ndarray:
+    """The image's band ``lo..hi`` 1/Å (soft edges), mean removed."""
+    qy = np.fft.fftfreq(img.shape[0], pixel)[:, None]
+    qx = np.fft.fftfreq(img.shape[1], pixel)[None, :]
+    q = np.hypot(qy, qx)
+    band = (1 - np.exp(-(q / lo) ** 2)) * np.exp(-(q / hi) ** 2)
+    return np.fft.ifft2(np.fft.fft2(img - img.mean()) * band).real
+
+
+def ncc(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a - a.mean(), b - b.mean()
+    return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
+
+
+def randomized_comparison(work: Path, n: int, skip_parakeet: bool) -> None:
+    from templearn.mrc import read_mrc
+    from templearn.stages.parakeet_sim.grid import FAST_ONLY, GridSpec, expand
+    from templearn.stages.parakeet_sim.params import resolve
+    from templearn.stages.parakeet_sim.simulate import simulate
+
+    conds = expand(GridSpec(domain="both", randomize=True))
+    domains = [next(c for c in conds if c.phase_plate), next(c for c in conds if not c.phase_plate)]
+    print(f"[3] wider randomization, {n} draws, 0° image of the sample of [1] at 8 Å/pixel; band 1/120-1/24 1/Å")
+    print("    draw  domain       defocus  dose  ice   slab | fast drawn: amp  scale noise corr | "
+          "NCC vs parakeet: fixed drawn | contrast x1e3: parakeet fixed drawn")
+    for j in range(n):
+        cond = domains[j % 2]
+        p = resolve(cond, seed=j)
+        d = p.randomized["drawn"]
+        shared = dict(pixel_size=8.0, tilt_range=0, tilt_step=1, phase_plate=cond.phase_plate, seed=j,
+                      defocus_um=d["defocus_um"], dose=d["dose"], ice_density=d["ice_density"],
+                      slab_fraction=d["slab_fraction"], slab_offset=d["slab_offset"])
+        runs = {"fixed": dict(engine="fast"), "drawn": dict(engine="fast", **{k: d[k] for k in FAST_ONLY})}
+        if not skip_parakeet:
+            runs["parakeet"] = dict(engine="parakeet", device="cpu")
+        img = {}
+        for name, kw in runs.items():
+            simulate(work / "small.json", work / f"rand{j}_{name}", **shared, **kw)
+            im = read_mrc(work / f"rand{j}_{name}" / "tilt_series.mrc")[0][0].astype(float)
+            img[name] = (bandpass(im, 8.0), im.mean())
+        con = {k: v[0].std() / v[1] * 1e3 for k, v in img.items()}
+        pk = img.get("parakeet")
+        nccs = [f"{ncc(img[k][0], pk[0]):5.2f}" if pk else "  -  " for k in ("fixed", "drawn")]
+        print(f"    {j:4d}  {'phase plate' if cond.phase_plate else 'defocus':11s} {d['defocus_um']:+7.2f} "
+              f"{d['dose']:5.0f} {d['ice_density']:4.2f} {d['slab_fraction']:5.2f} |       "
+              f"{d['amplitude_contrast']:5.3f} {d['contrast_scale']:5.2f} {d['ice_noise_scale']:5.2f} "
+              f"{d['ice_noise_correlation']:4.1f} |                   {nccs[0]} {nccs[1]} |             "
+              f"{con.get('parakeet', float('nan')):6.2f} {con['fixed']:6.2f} {con['drawn']:6.2f}")
+
+
 def main() -> None:
     from templearn.stages.parakeet_sim.simulate import simulate
 
@@ -111,6 +167,9 @@ def main() -> None:
     ap.add_argument("--skip-parakeet", action="store_true")
     ap.add_argument("--tilt-step-small", type=float, default=30.0)
     ap.add_argument("--full-4a", action="store_true", help="also the paper-size sample at 4 Å/pixel (minutes)")
+    ap.add_argument("--randomized", type=int, default=0, metavar="N",
+                    help="also compare fast and Parakeet images over N draws of the wider randomization")
+    ap.add_argument("--only-randomized", action="store_true", help="skip [1] and [2] (with --randomized)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench_parakeet_sim_"))
 
@@ -122,6 +181,9 @@ def main() -> None:
     natoms = sum(small.structures[i.structure].n_atoms for i in small.instances)
     print(f"[1] sample 32x32x12 voxels at 16 Å (512x512x192 Å), {len(small.instances)} molecules, {natoms} atoms; "
           f"{n_tilts} tilts, output 8 Å/pixel (64x64), defocus -3 µm, ice 0.94 g/cm³, CPU")
+    if args.only_randomized:
+        randomized_comparison(work, args.randomized, args.skip_parakeet)
+        return
     t_fast = min(timed(simulate, work / "small.json", work / f"fast{k}", engine="fast", **common) for k in range(3))
     print(f"    fast engine:     {t_fast:8.2f} s (best of 3)")
     if not args.skip_parakeet:
@@ -147,6 +209,8 @@ def main() -> None:
         print(f"    fast engine, 61 tilts at 4 Å/pixel (768x768): {t4:.1f} s ({engine_seconds(work / 'big4'):.1f} s "
               f"simulating); peak RSS of this process {peak:.0f} MB "
               f"(a [61, 768, 768] float32 stack is {61 * 768 * 768 * 4 / 2**20:.0f} MB, streamed to disk)")
+    if args.randomized:
+        randomized_comparison(work, args.randomized, args.skip_parakeet)
     print(f"(work folder: {work})")
 
 

@@ -80,6 +80,10 @@ class Simulation:
     conditions: list[int] | Literal["all"] = "all"   # grid indices (0..47) or every condition
     # "all": every sample under every condition; "cycle": sample i under condition i mod n
     pairing: Literal["all", "cycle"] = "all"
+    # draw defocus, dose, ice, contrast and a slab (vacuum above and below) per tilt series
+    # (`grid --randomize`; the grid config's `randomize:` ranges, else the defaults); the grid then
+    # crosses optical domain x tilt range x tilt step only (4 conditions per domain)
+    randomize: bool = False
     extra_args: list[str] = field(default_factory=list)
 
 
@@ -173,10 +177,28 @@ def grid_size(cfg: RunConfig) -> int:
     fan-out is known before anything runs)."""
     try:
         from templearn.stages.parakeet_sim.grid import expand, load_spec
-    except ImportError:  # the stage is not installed: the paper's grid
-        return 2 * N_GRID if cfg.simulation.domain == "both" else N_GRID
+    except ImportError:  # the stage is not installed: the paper's grid (randomized: domain x 2 ranges x 2 steps)
+        n = 4 if cfg.simulation.randomize else N_GRID
+        return 2 * n if cfg.simulation.domain == "both" else n
     try:
-        return len(expand(load_spec(cfg.simulation.grid_config, cfg.simulation.domain)))
+        return len(expand(load_spec(cfg.simulation.grid_config, cfg.simulation.domain, cfg.simulation.randomize)))
+    except (TemplearnError, ValueError) as exc:
+        raise TemplearnError(f"simulation.grid_config: {exc}", cfg.simulation.grid_config) from None
+
+
+def randomized(cfg: RunConfig) -> bool:
+    """Whether the grid draws each tilt series' conditions (then simulate writes the sample.json
+    of what it simulated, which the targets and the truth of that tomogram are made from)."""
+    if cfg.simulation.randomize:
+        return True
+    if not cfg.simulation.grid_config:
+        return False
+    try:
+        from templearn.stages.parakeet_sim.grid import load_spec
+    except ImportError:
+        return False
+    try:
+        return load_spec(cfg.simulation.grid_config).randomize is not None
     except (TemplearnError, ValueError) as exc:
         raise TemplearnError(f"simulation.grid_config: {exc}", cfg.simulation.grid_config) from None
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .config import RunConfig
+from .config import RunConfig, randomized
 
 # Step kinds, in graph order, and the stage (console script templearn-<stage>) each one calls.
 KINDS = {
@@ -87,6 +87,12 @@ def tomograms(cfg: RunConfig) -> list[tuple[str, int, str]]:
     return out
 
 
+def tomogram_sample(cfg: RunConfig, sample: str, tomo: str) -> str:
+    """The manifest of what tomogram ``tomo`` holds: its sample's, or, randomized, the one its
+    simulate step wrote (the molecules in its slab): its targets and its truth."""
+    return f"simulate/{tomo}/sample.json" if randomized(cfg) else f"tetris/{sample}/sample.json"
+
+
 def _opt(argv: list[str], flag: str, value) -> None:
     if value is None:
         return
@@ -124,6 +130,8 @@ def build(cfg: RunConfig) -> list[Step]:
         grid += ["--config", cfg.simulation.grid_config]
         grid_inputs.append(cfg.simulation.grid_config)
     _opt(grid, "--domain", cfg.simulation.domain)
+    if cfg.simulation.randomize:
+        grid.append("--randomize")
     steps.append(Step("grid", "grid", grid, grid_inputs, ["grid/grid.json"]))
 
     # nma: flexible variants of every target's templates.
@@ -183,6 +191,7 @@ def build(cfg: RunConfig) -> list[Step]:
     # simulate -> reconstruct -> targets, for every (sample, condition).
     split = split_samples(cfg)
     index = {s: i for i, s in enumerate(sample_names(cfg))}
+    drawn = randomized(cfg)
     for s, k, tomo in tomograms(cfg):
         manifest = f"tetris/{s}/sample.json"
         sim = f"simulate/{tomo}"
@@ -194,9 +203,9 @@ def build(cfg: RunConfig) -> list[Step]:
             _opt(argv, "--device", cfg.simulation.device)
         argv += cfg.simulation.extra_args
         meta = {"sample": s, "condition": k, "tomo": tomo}
+        sim_out = [f"{sim}/tilt_series.mrc", f"{sim}/tilt_series.tlt", f"{sim}/acquisition.json"]
         steps.append(Step(sim, "simulate", argv, [manifest, "grid/grid.json"],
-                          [f"{sim}/tilt_series.mrc", f"{sim}/tilt_series.tlt", f"{sim}/acquisition.json"],
-                          [f"tetris/{s}", "grid"], meta))
+                          sim_out + ([f"{sim}/sample.json"] if drawn else []), [f"tetris/{s}", "grid"], meta))
 
         rec = f"reconstruct/{tomo}"
         argv = ["templearn-imod-recon", "reconstruct", f"{sim}/tilt_series.mrc", "--out", rec,
@@ -214,13 +223,14 @@ def build(cfg: RunConfig) -> list[Step]:
         if s in split["test"] or not cfg.training.enabled:
             continue  # held out: picked and evaluated, never trained on
         tg = f"targets/{tomo}"
-        argv = ["templearn-deepfinder-train", "targets", manifest, "--tomogram", f"{rec}/tomogram.mrc",
+        held = tomogram_sample(cfg, s, tomo)   # randomized: the molecules simulate kept in the slab
+        argv = ["templearn-deepfinder-train", "targets", held, "--tomogram", f"{rec}/tomogram.mrc",
                 "--out", tg, "--mode", cfg.training.mode]
         _opt(argv, "--radius", cfg.training.radius)
         if len(cfg.targets) > 1:  # label k = the k-th target, the same in every sample
             argv += _rep("--target", [t.name for t in cfg.targets])
-        steps.append(Step(tg, "targets", argv, [manifest, f"{rec}/tomogram.mrc"], [f"{tg}/targets.mrc"],
-                          [f"tetris/{s}", rec], meta))
+        steps.append(Step(tg, "targets", argv, [held, f"{rec}/tomogram.mrc"], [f"{tg}/targets.mrc"],
+                          [f"tetris/{s}", rec] + ([sim] if drawn else []), meta))
 
     if not cfg.training.enabled:
         return steps  # a simulation-only run: samples, tilt series, tomograms

@@ -315,6 +315,30 @@ def test_parakeet_engine_geometry_matches_the_manifest(tmp_path, nucleosome):
 
 @pytest.mark.parakeet
 @needs_parakeet
+def test_parakeet_engine_slab_geometry(tmp_path, nucleosome):
+    """A slab in the top 60 % of the box: Parakeet's cuboid is the slab, the molecule below it is
+    dropped, and the three in it reconstruct at their positions in a volume as tall as the box."""
+    inside = np.array([(90, 100, 130), (230, 190, 200), (110, 250, 160)], float)
+    make_sample(tmp_path / "s.json", nucleosome, [30, 40, 40], 8.0, np.vstack([inside, [(200, 80, 40)]]))
+    simulate(tmp_path / "s.json", tmp_path / "o", engine="parakeet", pixel_size=8.0, tilt_range=60, tilt_step=15,
+             dose=300, defocus_um=-0.5, phase_plate=True, ice_density=0.0, seed=1, parakeet_slice=10.0,
+             slab_fraction=0.6, slab_offset=1.0)
+    import yaml
+
+    cfg = yaml.safe_load((tmp_path / "o" / "parakeet" / "config.yaml").read_text())
+    assert cfg["sample"]["shape"]["cuboid"]["length_z"] == pytest.approx(144.0)
+    assert len(cfg["sample"]["molecules"]["local"][0]["instances"]) == 3
+    kept = Manifest.read(tmp_path / "o" / "sample.json")
+    assert [i.id for i in kept.instances] == [1, 2, 3] and kept.params["slab"]["z"] == [92.0, 236.0]
+    founds, acq = reconstruct_and_locate(tmp_path / "o", 3)
+    assert acq.thickness == 240.0 and acq.axis_z == pytest.approx(164.0)
+    for found in founds:
+        dist = nearest_distances(found, inside) / 8.0
+        assert dist.max() < 1.5, (found, dist)
+
+
+@pytest.mark.parakeet
+@needs_parakeet
 def test_parakeet_and_fast_ctf_zeros_agree(tmp_path, nucleosome):
     pos = [(x, y, 60) for x in (70, 210, 350) for y in (70, 210, 350)]
     make_sample(tmp_path / "s.json", nucleosome, [16, 64, 64], 8.0, pos)

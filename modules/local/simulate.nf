@@ -12,6 +12,8 @@ process SIMULATE {
 
     output:
     tuple val(sample), val(condition), path("${tomo}/tilt_series.mrc"), path("${tomo}/tilt_series.tlt"), path("${tomo}/acquisition.json"), emit: tilt_series
+    // randomized grid: the molecules simulated (those in the slab), the targets' manifest
+    tuple val(sample), val(condition), path("${tomo}/sample.json"), optional: true, emit: sample
     path "versions.yml", emit: versions
 
     script:
@@ -30,7 +32,7 @@ process SIMULATE {
     stub:
     tomo = String.format('%s_c%02d', sample, condition as int)
     """
-    mkdir -p ${tomo} && touch ${tomo}/tilt_series.mrc ${tomo}/tilt_series.tlt ${tomo}/acquisition.json
+    mkdir -p ${tomo} && touch ${tomo}/tilt_series.mrc ${tomo}/tilt_series.tlt ${tomo}/acquisition.json ${tomo}/sample.json
     echo '"${task.process}": {templearn: stub}' > versions.yml
     """
 }

@@ -90,7 +90,7 @@ def calibrate(model, pairs: Sequence[Pair], radii_voxels: dict[int, float], sour
     false: dict[int, list] = {k: [] for k in radii_voxels}
     n_truth = {k: 0 for k in radii_voxels}
     for p in pairs:
-        seg = dfcompat.segment(model, p.data, patch, crop, overlap, labels=True)
+        seg = dfcompat.segment(model, p.data, patch, crop, overlap, labels=True, normalized=True)  # Pair data are normalised
         cl = cluster_labelmap(seg, radii_voxels)
         for k, r in radii_voxels.items():
             xyz = cl.xyz[cl.label == k]

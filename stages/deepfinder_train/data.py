@@ -1,6 +1,7 @@
 """Training data for DeepFinder: (tomogram, label map) pairs, the objects in them, and patch batches.
 
-A :class:`Pair` holds one tomogram normalised as in segmentation (:func:`dfcompat.normalize`),
+A :class:`Pair` holds one tomogram normalised as in segmentation (:func:`templearn.normalize.normalize_tomogram`:
+robust statistics of the sample slices, whatever the vacuum above and below),
 its label map ``[z, y, x]`` int8 (0 background, 1..K classes) and the objects that guide patch
 sampling: DeepFinder does not sample patches uniformly but around annotated objects, shifted at
 random by up to ``shift`` voxels per axis, and turns half of them 180 degrees about the tilt axis
@@ -19,6 +20,7 @@ import numpy as np
 from templearn.atomic import read_json
 from templearn.errors import TemplearnError
 from templearn.mrc import read_mrc
+from templearn.normalize import normalize_tomogram
 
 from . import dfcompat
 
@@ -83,7 +85,7 @@ def make_pair(data: np.ndarray, labels: np.ndarray, voxel_size: float, *, tomogr
         small = [n for n in data.shape if n < patch]
         if small:
             raise TemplearnError(f"patch {patch} does not fit in the tomogram {data.shape} [z, y, x]: use a smaller --patch", tomogram or where)
-    return Pair(dfcompat.normalize(data, tomogram or None), labels, float(voxel_size), objects_of(labels),
+    return Pair(normalize_tomogram(data, tomogram or None), labels, float(voxel_size), objects_of(labels),
                 tomogram, targets, dict(meta or {}))
 
 

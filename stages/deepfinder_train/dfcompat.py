@@ -333,7 +333,7 @@ def moments(volume: np.ndarray) -> tuple[float, float]:
 
 def iter_segment(model, volume: np.ndarray, patch: int | None = None, crop: int = DEFAULT_CROP,
                  overlap: int = DEFAULT_OVERLAP, *, memory: int = SEGMENT_MEMORY, batch: int | None = None,
-                 progress=None):
+                 progress=None, normalized: bool = False):
     """DeepFinder's tiled segmentation (``deepfinder.inference.Segment.launch``), streamed.
 
     Same patches, crop, average of overlapping patches and normalisation (whole volume to zero
@@ -343,11 +343,13 @@ def iter_segment(model, volume: np.ndarray, patch: int | None = None, crop: int 
     soon as no later patch reaches it, so memory stays bounded whatever the volume.
     Yields ``(z0, z1, scores)``: ``scores`` ``[C, z1 - z0, y, x]`` float32 for planes z0..z1-1, in
     order. ``progress`` wraps the iterable of batches (e.g. :func:`templearn.progress.track`).
+    ``normalized``: the volume is already normalised as in training
+    (:func:`templearn.normalize.normalize_tomogram`), so it goes to the network as it is.
     """
     volume = check_volume(volume)
     patch = patch_of(model) if patch is None else check_patch(patch)
     check_tiling(volume.shape, patch, crop, overlap)
-    mean, std = moments(volume)
+    mean, std = (0.0, 1.0) if normalized else moments(volume)
     if not std > 0:
         raise TemplearnError("tomogram is constant (standard deviation 0): nothing to normalise")
     set_threads()
@@ -414,7 +416,8 @@ def iter_segment(model, volume: np.ndarray, patch: int | None = None, crop: int 
 
 def segment(model, volume: np.ndarray, patch: int | None = None, crop: int = DEFAULT_CROP,
             overlap: int = DEFAULT_OVERLAP, *, labels: bool = False, dtype=np.float32,
-            memory: int = SEGMENT_MEMORY, batch: int | None = None, progress=None) -> np.ndarray:
+            memory: int = SEGMENT_MEMORY, batch: int | None = None, progress=None,
+            normalized: bool = False) -> np.ndarray:
     """Segment ``volume`` ``[z, y, x]`` by :func:`iter_segment` (DeepFinder's tiling).
 
     ``patch`` (default: the model's input size) is the cube fed to the network; ``crop`` voxels
@@ -426,7 +429,7 @@ def segment(model, volume: np.ndarray, patch: int | None = None, crop: int = DEF
     """
     out = None
     for z0, z1, s in iter_segment(model, volume, patch, crop, overlap, memory=memory, batch=batch,
-                                  progress=progress):
+                                  progress=progress, normalized=normalized):
         if out is None:
             shape = volume.shape if labels else (s.shape[0],) + tuple(volume.shape)
             out = np.zeros(shape, np.int8 if labels else dtype)

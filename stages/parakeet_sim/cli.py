@@ -17,11 +17,12 @@ def grid_cmd(
     out: Path = typer.Option(..., "--out", help="GRID.json to write (the list of conditions, each with its index)."),
     config: Optional[Path] = typer.Option(None, "--config", help="GRID.yaml with your own grid (default: the paper's 48 conditions)."),
     domain: Optional[str] = typer.Option(None, "--domain", help="phase_plate (0/-0.5/-1 µm), defocus (-2.5/-3.25/-4 µm) or both [phase_plate, or the config's]."),
+    randomize: bool = typer.Option(False, "--randomize", help="Draw defocus, dose, ice, contrast and slab per tilt series from ranges (the config's `randomize:`, else the defaults); the grid then crosses domain x tilt range x step only."),
 ) -> None:
     """Write the list of acquisition conditions to simulate (one task each)."""
     from .simulate import write_grid
 
-    write_grid(out, config, domain)
+    write_grid(out, config, domain, randomize)
 
 
 @app.command("simulate")
@@ -45,14 +46,22 @@ def simulate_cmd(
     damage: Optional[bool] = typer.Option(None, "--damage/--no-damage", help="Exposure-dependent radiation damage [on]."),
     parakeet_pixel: Optional[float] = typer.Option(None, "--parakeet-pixel", help="Finest pixel (Å) Parakeet simulates at before binning to --pixel-size [1.0]."),
     parakeet_slice: Optional[float] = typer.Option(None, "--parakeet-slice", help="Parakeet's multislice thickness in Å [3.0]."),
+    amplitude_contrast: Optional[float] = typer.Option(None, "--amplitude-contrast", help="Fast engine: fraction of the phase lost as amplitude [0.07]."),
+    contrast_scale: Optional[float] = typer.Option(None, "--contrast-scale", help="Fast engine: molecules' potential x this [1.0]."),
+    ice_noise_scale: Optional[float] = typer.Option(None, "--ice-noise-scale", help="Fast engine: ice fluctuations' std x this [1.0]."),
+    ice_noise_correlation: Optional[float] = typer.Option(None, "--ice-noise-correlation", help="Fast engine: ice fluctuations' correlation length in Å [0: white]."),
+    slab_fraction: Optional[float] = typer.Option(None, "--slab-fraction", help="Specimen slab thickness / box height; molecules outside are dropped (sample.json), vacuum above and below [whole box]."),
+    slab_offset: Optional[float] = typer.Option(None, "--slab-offset", help="Where the slab lies in the free height: 0 bottom, 1 top [0.5]."),
 ) -> None:
-    """Simulate the tilt series of SAMPLE into OUT (tilt_series.mrc, .tlt, acquisition.json)."""
+    """Simulate the tilt series of SAMPLE into OUT (tilt_series.mrc, .tlt, acquisition.json; sample.json with a slab)."""
     from .simulate import simulate
 
     simulate(sample, out, grid=grid, condition=condition, structures=structures or (), engine=engine,
              pixel_size=pixel_size, defocus_um=defocus, phase_plate=phase_plate, dose=dose, tilt_range=tilt_range,
              tilt_step=tilt_step, ice_density=ice_density, voltage=voltage, seed=seed, device=device,
-             radiation_damage=damage, parakeet_pixel=parakeet_pixel, parakeet_slice=parakeet_slice)
+             radiation_damage=damage, parakeet_pixel=parakeet_pixel, parakeet_slice=parakeet_slice,
+             amplitude_contrast=amplitude_contrast, contrast_scale=contrast_scale, ice_noise_scale=ice_noise_scale,
+             ice_noise_correlation=ice_noise_correlation, slab_fraction=slab_fraction, slab_offset=slab_offset)
 
 
 main = entrypoint(app)

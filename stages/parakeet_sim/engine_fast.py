@@ -7,12 +7,16 @@ not depend on how the loop is run):
    displaced ice) rotated by the tilt times its pose and splatted bilinearly onto the image grid
    (pixel ``j`` centred at ``j·pixel`` Å, tilt axis through ``(axis_x, axis_z)``: the geometry
    of :mod:`templearn.tilts`), the splat's blur divided out in Fourier space.
-2. Amorphous ice: its mean potential times the path length ``thickness / cos θ``, plus the
-   number fluctuations of water molecules along each column (Gaussian, variance proportional
-   to the path length, scaled by the low-q structure factor of water ``ICE_STRUCTURE_FACTOR``).
+   Molecules' potential times ``contrast_scale`` (1: the atoms' own; MULTEM's comes out ~0.6-0.8).
+2. Amorphous ice: its mean potential times the path length ``specimen thickness / cos θ`` (the
+   slab's when it is thinner than the volume: vacuum above and below), plus the number
+   fluctuations of water molecules along each column (Gaussian, variance proportional to the
+   path length, scaled by the low-q structure factor of water ``ICE_STRUCTURE_FACTOR``), their
+   std times ``ice_noise_scale`` and, with ``ice_noise_correlation`` > 0, correlated over that
+   length (Gaussian kernel, per-pixel variance kept).
 3. Radiation damage: the specimen spectrum attenuated by the Grant & Grigorieff exposure filter
    for the dose received before the middle of this exposure (dose-symmetric order).
-4. Exit wave ``exp(iσV)`` (phase object) with a small amplitude contrast; objective lens
+4. Exit wave ``exp(iσV)`` (phase object) with ``amplitude_contrast`` (0.07); objective lens
    transfer (defocus, Cs, temporal/spatial envelopes, optional Volta phase plate) on a padded
    grid so the CTF's delocalization does not wrap around; intensity ``|ψ|²``.
 5. Detector: pixel MTF on the expected counts, Poisson noise (:mod:`.detector`).
@@ -30,13 +34,12 @@ from templearn.tilts import Acquisition
 
 from . import ctf as optics
 from .detector import record
-from .params import Geometry, SimParams
+from .params import AMPLITUDE_CONTRAST, Geometry, SimParams  # noqa: F401 - AMPLITUDE_CONTRAST re-exported
 from .potential import (PointCloud, ice_mean_potential, structure_point_cloud, water_integrated_potential,
                         water_molecules_per_a3)
 from .sample_atoms import PlacedStructure
 
 ICE_STRUCTURE_FACTOR = 0.1     # S(q) of liquid/amorphous water at low q (compressibility limit ~0.06)
-AMPLITUDE_CONTRAST = 0.07      # fraction of the phase lost as amplitude (the usual CTF-model value)
 MAX_POINTS_PER_BATCH = 4_000_000
 
 
@@ -120,23 +123,32 @@ def simulate_fast(structures: list[PlacedStructure], params: SimParams, acq: Acq
         phase_plate=params.phase_plate, phase_shift_deg=params.phase_shift_deg)
     sigma = optics.interaction_constant(params.voltage)
     ice_var_per_a = ICE_STRUCTURE_FACTOR * water_molecules_per_a3(params.ice_density) * water_integrated_potential() ** 2
+    ice_kernel = None
+    if params.ice_noise_correlation > 0:   # Gaussian correlation, scaled so each pixel keeps its variance
+        s_q = np.exp(-2 * np.pi**2 * params.ice_noise_correlation**2 * (qy**2 + qx**2))
+        ice_kernel = s_q / np.sqrt(np.mean(s_q**2))
     for i in track(range(len(acq.angles)), "fast engine tilts"):
         theta = acq.angles[i]
         rng = np.random.default_rng([params.seed, i])
         proj = project_potential(clouds, theta, geom, margin, shape)
+        if params.contrast_scale != 1.0:
+            proj *= params.contrast_scale
         spec = sfft.fft2(proj) / (ps**2 * splat_transfer)
         if params.radiation_damage:
             exposure = acq.dose_before[i] + acq.dose[i] / 2
             spec *= optics.exposure_filter(shape, ps, exposure, params.voltage)
         vz = sfft.ifft2(spec).real
         if ice_v:
-            path = geom.thickness / max(np.cos(np.deg2rad(theta)), 1e-3)
-            vz += ice_v * path + rng.normal(0.0, np.sqrt(ice_var_per_a * path) / ps, shape)
+            path = geom.specimen_thickness / max(np.cos(np.deg2rad(theta)), 1e-3)
+            noise = rng.normal(0.0, np.sqrt(ice_var_per_a * path) / ps * params.ice_noise_scale, shape)
+            if ice_kernel is not None:
+                noise = sfft.ifft2(sfft.fft2(noise) * ice_kernel).real
+            vz += ice_v * path + noise
         phase = sigma * vz
-        psi = np.exp(1j * phase - AMPLITUDE_CONTRAST * (phase - phase.mean()))
+        psi = np.exp(1j * phase - params.amplitude_contrast * (phase - phase.mean()))
         image = np.abs(sfft.ifft2(sfft.fft2(psi) * transfer)) ** 2
         image = image[margin:margin + geom.ny, margin:margin + geom.nx]
         stack[i] = record(image, acq.dose[i] * ps**2, ps, rng)
     return {"margin_pixels": margin, "padded_shape": list(shape),
             "points": int(sum(len(c) * len(s.positions) for c, s in clouds)),
-            "ice_mean_potential_V": ice_v, "amplitude_contrast": AMPLITUDE_CONTRAST}
+            "ice_mean_potential_V": ice_v, "amplitude_contrast": params.amplitude_contrast}

@@ -22,7 +22,12 @@ Parakeet's tilt series in tests/test_parakeet_sim.py):
   their spectrum (summing pixels would fold the fine image's Thon rings into the band).
 - Parakeet's GRF ice fills the sample cuboid; the cuboid is made wider than everything MULTEM
   simulates at every tilt (an infinite slab, like the fast engine's), because the slab's edges
-  otherwise dominate the images' low frequencies.
+  otherwise dominate the images' low frequencies. Its thickness is the specimen's: the slab's
+  when it is thinner than the volume (Parakeet centres the cuboid on the rotation centre, so the
+  tilt axis runs through the slab's middle, as in the fast engine).
+- Of the randomized axes Parakeet honours the slab, defocus, dose and ice density; amplitude
+  contrast, particle contrast and ice noise texture are the fast engine's (:meth:`SimParams.check`
+  rejects them here).
 
 Images are simulated in acquisition order (so Parakeet's damage model, which grows with the
 image index, follows the dose-symmetric scheme) and stored in stack order (increasing angle).
@@ -125,7 +130,8 @@ def build_config(structures: list[PlacedStructure], params: SimParams, acq: Acqu
     # Molecules may stick out of the slab; the box holds them (its z extent sets the multislice depth).
     reach = max((float(np.sqrt((s.xyz**2).sum(1)).max()) for s in structures if len(s.xyz)), default=0.0)
     z_pad = reach + Z_MARGIN
-    lz = geom.thickness + 2 * z_pad
+    t = geom.specimen_thickness
+    lz = t + 2 * z_pad
     # Parakeet frame = templearn frame + shift. Parakeet wants its sample shape inside a box that
     # starts at 0, so the sample moves by ``origin`` Å (a whole number: Parakeet's detector origin
     # is an integer) and the detector origin with it. Fine pixel ``j·k`` is output pixel ``j``.
@@ -134,11 +140,11 @@ def build_config(structures: list[PlacedStructure], params: SimParams, acq: Acqu
     margin = int(np.ceil(margin_pixels(params) * geom.pixel / fine))
     sim_half = (margin + PADDING) * fine
     tmax = np.deg2rad(min(max(abs(a) for a in acq.angles), 80.0))
-    slab_x = (lx + 2 * sim_half) / np.cos(tmax) + geom.thickness * np.tan(tmax) + 2 * geom.pixel
+    slab_x = (lx + 2 * sim_half) / np.cos(tmax) + t * np.tan(tmax) + 2 * geom.pixel
     slab_y = ly + 2 * sim_half + 2 * geom.pixel
     centre_y = (geom.ny - 1) / 2 * geom.pixel
     origin = int(np.ceil(max(slab_x / 2 - geom.axis_x, slab_y / 2 - centre_y, 0.0))) + 8
-    dz = z_pad + geom.thickness / 2 - geom.axis_z
+    dz = z_pad + t / 2 - geom.axis_z
     shift = np.array([origin, origin, dz], dtype=float)
     molecules = []
     for n, s in enumerate(structures):
@@ -159,7 +165,7 @@ def build_config(structures: list[PlacedStructure], params: SimParams, acq: Acqu
             "box": [float(lx + 2 * origin), float(ly + 2 * origin), float(lz)],
             "centre": [float(v) for v in centre],
             "shape": {"type": "cuboid", "cuboid": {"length_x": float(slab_x), "length_y": float(slab_y),
-                                                 "length_z": float(geom.thickness)}},
+                                                 "length_z": float(t)}},
             "molecules": {"local": molecules} if molecules else None,
         },
         "microscope": {

@@ -18,6 +18,7 @@ import os
 import numpy as np
 
 from templearn.errors import TemplearnError
+from templearn.normalize import normalize_tomogram
 
 VOXEL_SIZE_TOLERANCE = 0.02  # relative: 13 vs 13.2 Å passes, 13 vs 16 fails
 DEFAULT_PATCH = 48
@@ -76,7 +77,8 @@ def segment_labels(model, volume: np.ndarray, patch: int | None = None, crop: in
     scores, with a progress bar over the network's batches."""
     from templearn.progress import track
 
-    labels = _df().segment(model, volume, patch, crop, overlap, labels=True,
+    # Normalised as the training data were (vacuum-independent), then fed as it is.
+    labels = _df().segment(model, normalize_tomogram(volume), patch, crop, overlap, labels=True, normalized=True,
                            progress=lambda it: track(it, "segmentation: batches of patches"))
     if mask is not None:
         labels[~mask] = 0
