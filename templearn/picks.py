@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_path, write_json, write_text
+from .atomic import write_json, write_text
 from .errors import TemplearnError
 from .euler import euler_to_matrix, matrix_to_euler
 

@@ -105,9 +105,9 @@ def run_pick(
     None): the tomogram comes from a copick project and the picks go into it too.
     """
     from templearn import copick_io, provenance
-    from templearn.star import check_format as check_star_format
     from templearn.mrc import write_mrc
     from templearn.picks import write_picks
+    from templearn.star import check_format as check_star_format
 
     from . import inputs, outputs, plots
 

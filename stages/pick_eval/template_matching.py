@@ -312,10 +312,10 @@ def run_match(
     from pathlib import Path
 
     from templearn import copick_io, provenance
-    from templearn.star import check_format as check_star_format
     from templearn.mrc import write_mrc
     from templearn.picks import Picks, write_picks
     from templearn.progress import track
+    from templearn.star import check_format as check_star_format
 
     from . import inputs, outputs, plots
     from .pick import CANDIDATES
