@@ -107,7 +107,7 @@ workflow {
         // randomized (simulation.randomize, or `randomize:` in the grid config): the targets come
         // from SIMULATE's sample.json (the molecules in its slab), else from the TETRIS sample
         def grid_doc = grid_cfg ? (new org.yaml.snakeyaml.Yaml().load(local_file(grid_cfg).text) ?: [:]) : [:]
-        def randomized = cfg('simulation', 'randomize', false) || grid_doc.randomize
+        def randomized = cfg('simulation', 'randomize', false) || !(grid_doc.randomize in [null, false])
         ch_for_targets = randomized ?
             ch_tomos.filter { s, k, t -> !(s in test_set) }.join(SIMULATE.out.sample, by: [0, 1]) :
             ch_tomos.filter { s, k, t -> !(s in test_set) }.combine(TETRIS.out.manifest, by: 0)

@@ -148,6 +148,24 @@ def test_randomized_simulation_records_what_it_simulated(tmp_path, nucleosome):
     assert [i.id for i in kept.instances] == [i for i, z in ((1, 60), (2, 115)) if slab["z"][0] <= z <= slab["z"][1]]
 
 
+
+def test_ice_noise_amplitude_and_correlation_shape_the_images(tmp_path, nucleosome):
+    """Ice alone (the molecule outside the field's middle, high dose, 0°): doubling the noise scale
+    raises the fine-band power ~4x; a 16 Å correlation length moves it from fine to coarse detail."""
+    make_sample(tmp_path / "s.json", nucleosome, [8, 64, 64], 8.0, [(40, 40, 30)])
+    q = None
+    power = {}
+    for name, kw in (("white", {}), ("loud", dict(ice_noise_scale=2.0)), ("corr", dict(ice_noise_correlation=16.0))):
+        simulate(tmp_path / "s.json", tmp_path / name, pixel_size=4.0, tilt_range=0, tilt_step=1, dose=1e5,
+                 radiation_damage=False, defocus_um=0.0, phase_plate=True, seed=3, **kw)
+        img = read_mrc(tmp_path / name / "tilt_series.mrc")[0][0][64:, 64:].astype(float)   # away from the molecule
+        spec = np.abs(np.fft.fft2(img - img.mean())) ** 2
+        q = np.hypot(*np.meshgrid(np.fft.fftfreq(64, 4.0), np.fft.fftfreq(64, 4.0)))
+        power[name] = {"coarse": spec[(q > 0) & (q < 1 / 48)].mean(), "fine": spec[(q > 1 / 16) & (q < 1 / 10)].mean()}
+    assert 3.0 < power["loud"]["fine"] / power["white"]["fine"] < 5.0, power
+    assert power["corr"]["fine"] < 0.3 * power["white"]["fine"], power
+    assert power["corr"]["coarse"] > 3.0 * power["white"]["coarse"], power
+
 # --- the slab: vacuum, dropped molecules, targets ------------------------------------------------
 
 def test_slab_leaves_vacuum_and_targets_hold_only_the_kept_molecules(tmp_path, nucleosome):
