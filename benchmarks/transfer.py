@@ -26,6 +26,7 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=1, help="steps run at once within the training run")
     ap.add_argument("--testset-only", action="store_true", help="only simulate (or check) the test tomograms")
     ap.add_argument("--train-only", action="store_true", help="only the training half (while the test set simulates elsewhere)")
+    ap.add_argument("--acquisition", action="append", help="only this test tomogram (repeat; default: all)")
     args = ap.parse_args()
 
     from templearn.errors import TemplearnError
@@ -45,9 +46,9 @@ def main() -> int:
                 print(f"{t.name}: {t.tomogram}")
             return 0
         if args.train_only:
-            print(f"model: {transfer.train_only(args.config, args.out, jobs=args.jobs, on_event=show)}")
+            print(f"model: {transfer.train_only(args.config, args.out, jobs=args.jobs, on_event=show, only=args.acquisition)}")
             return 0
-        report = transfer.run_transfer(args.config, args.out, jobs=args.jobs, on_event=show)
+        report = transfer.run_transfer(args.config, args.out, jobs=args.jobs, on_event=show, only=args.acquisition)
     except TemplearnError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

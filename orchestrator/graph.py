@@ -259,7 +259,7 @@ def build(cfg: RunConfig) -> list[Step]:
     learning: list[tuple[str, str, str]] = []   # (picks, truth, pick step id)
     matching: list[tuple[str, str, str]] = []
     template = cfg.template_matching.template or cfg.targets[0].templates[0]
-    tests = [(tomo, f"reconstruct/{tomo}/tomogram.mrc", f"tetris/{s}/sample.json", None, [f"reconstruct/{tomo}"], s, k)
+    tests = [(tomo, f"reconstruct/{tomo}/tomogram.mrc", tomogram_sample(cfg, s, tomo), None, [f"reconstruct/{tomo}"], s, k)
              for s, k, tomo in tomograms(cfg) if s in split["test"]]
     tests += [(f"exp_{e.name}", e.tomogram, e.truth, e.mask, [], None, None) for e in cfg.experimental]
     for tomo, tomogram, truth, mask, tdeps, s, k in tests:
@@ -302,7 +302,7 @@ def build(cfg: RunConfig) -> list[Step]:
             deps += [d for _, _, d, _ in matching]
         argv += ["--out", "evaluate"]
         _opt(argv, "--distance", cfg.evaluation.distance)
-        deps += sorted({"/".join(t.split("/")[:2]) for _, t, _, _ in learning if t.startswith("tetris/")})
+        deps += sorted({"/".join(t.split("/")[:2]) for _, t, _, _ in learning if t.startswith(("tetris/", "simulate/"))})
         steps.append(Step("evaluate", "evaluate", argv, inputs, ["evaluate/report.json"], deps))
     return steps
 

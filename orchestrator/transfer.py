@@ -274,12 +274,13 @@ def build_testset(tr: Transfer, emit: Callable[[str, Event], None]) -> list[Test
         for s in steps:   # run in the tomogram's own folder
             s.id = s.id.removeprefix("./")
         sim, rec, tgt = steps
-        execute([sim], folder, emit=lambda e: emit(f"testset {acq.name}", e))
+        # The cache is keyed by the test set's config: a change of stage code does not redo it.
+        execute([sim], folder, emit=lambda e: emit(f"testset {acq.name}", e), resume_any=True)
         shifted = read_json(folder / "simulate" / "acquisition.json")
         shifted["axis_z"] = float(shifted["axis_z"]) + rec.meta["below"]
         shifted["thickness"] = tr.test.box[0] * tr.test.voxel_size
         write_json(folder / "acquisition_tomogram.json", shifted)
-        execute([rec, tgt], folder, emit=lambda e: emit(f"testset {acq.name}", e))
+        execute([rec, tgt], folder, emit=lambda e: emit(f"testset {acq.name}", e), resume_any=True)
         out.append(TestTomogram(acq.name, folder / "reconstruct" / "tomogram.mrc", folder / "truth.json",
                                 folder / "targets" / "targets.mrc"))
     return out
@@ -295,10 +296,16 @@ def training_config(tr: Transfer, tomos: list[TestTomogram]) -> RunConfig:
     return cfg
 
 
-def _prepare(path: Path, out: Path) -> tuple[Transfer, Path]:
+def _prepare(path: Path, out: Path, only: list[str] | None = None) -> tuple[Transfer, Path]:
     import yaml
 
     tr = load_transfer(path)
+    if only:   # a subset of the test tomograms (e.g. those already in the cache)
+        names = [a.name for a in tr.test.acquisitions]
+        unknown = sorted(set(only) - set(names))
+        if unknown:
+            raise TemplearnError(f"no acquisition {unknown[0]!r} in the test set (there are: {', '.join(names)})", path)
+        tr.test.acquisitions = [a for a in tr.test.acquisitions if a.name in only]
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "transfer.yaml", path.read_text())
     train_dir = out / "train"
@@ -310,25 +317,25 @@ def _prepare(path: Path, out: Path) -> tuple[Transfer, Path]:
 
 
 def train_only(path: str | os.PathLike, out: str | os.PathLike, *, jobs: int = 1,
-               on_event: Callable[[str, Event], None] | None = None) -> Path:
+               on_event: Callable[[str, Event], None] | None = None, only: list[str] | None = None) -> Path:
     """Only the training half (samples, simulations, the model) in ``out/train``: it can run while
     the test set is simulated elsewhere; :func:`run_transfer` resumes from it."""
     path, out = Path(path), Path(out).resolve()
-    tr, cfg_path = _prepare(path, out)
+    tr, cfg_path = _prepare(path, out, only)
     emit = on_event or (lambda where, e: None)
     run(cfg_path, cfg_path.parent, until="train", jobs=jobs, on_event=lambda e: emit("train", e))
     return cfg_path.parent / "model.h5"
 
 
 def run_transfer(path: str | os.PathLike, out: str | os.PathLike, *, jobs: int = 1,
-                 on_event: Callable[[str, Event], None] | None = None) -> Path:
+                 on_event: Callable[[str, Event], None] | None = None, only: list[str] | None = None) -> Path:
     """Run (or resume) the benchmark in ``out``; returns the path of ``transfer.md``."""
     import yaml
 
     from .ablation import match_steps
 
     path, out = Path(path), Path(out).resolve()
-    tr, cfg_path = _prepare(path, out)
+    tr, cfg_path = _prepare(path, out, only)
     emit = on_event or (lambda where, e: None)
     ledger = Ledger(out)
 

@@ -224,7 +224,7 @@ def test_model_card_carries_cluster_sizes_and_pick_cuts_by_them(trained, tmp_pat
     assert c["radius_voxels"] == 6.0                               # 60 Å class radius at 10 Å/voxel
     assert 600 < c["label_voxels_per_particle"] < 905              # a ball of 6 voxels, less overlaps
     # (the fixture's blobs touch, so MeanShift merges some pairs of them into one cluster)
-    assert c["n_truth"] == 26 and c["n_true_clusters"] >= 0.4 * c["n_truth"]
+    assert c["n_truth"] == 26 and c["n_true_clusters"] >= 5 and c["true_size_quantiles"]["q50"] > 100
     assert c["default_min_size"] == max(1, round(0.5 * c["true_size_quantiles"]["q50"]))
 
     # 12 particles apart from each other and 30 specks of debris (small, faint blobs), in noise.
