@@ -203,7 +203,10 @@ def _pid_alive(pid) -> bool:
 
 def _acquire(run_dir: Path, emit: Callable[[Event], None]) -> int:
     path = run_dir / LOCK
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise TemplearnError(f"cannot open the run lock {LOCK} ({exc.strerror}): is the run folder yours?", run_dir) from None
     try:
         old = _holder(os.pread(fd, 4096, 0).decode(errors="replace"))
         try:
@@ -468,7 +471,11 @@ def _execute(step: graph.Step, run_dir: Path, env: dict) -> str | None:
     with open(log, "w") as f:
         f.write("$ " + " ".join(_quote(a) for a in step.argv) + "\n")
         f.flush()
-        proc = subprocess.run(argv, cwd=run_dir, env=env, stdout=f, stderr=subprocess.STDOUT)
+        # The stage inherits the run lock: if this runner dies, the folder stays locked until the
+        # orphaned stage has finished writing too.
+        held = _held.get(str(run_dir.resolve()))
+        proc = subprocess.run(argv, cwd=run_dir, env=env, stdout=f, stderr=subprocess.STDOUT,
+                              pass_fds=(held[0],) if held else ())
     if proc.returncode != 0:
         tail = _last_line(log)
         return f"exit code {proc.returncode}" + (f": {tail}" if tail else "")

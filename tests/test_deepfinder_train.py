@@ -46,11 +46,11 @@ def _entry(path, cls, target=None):
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory, shared_structures):
+def sample(tmp_path_factory, paper_structures):
     """3 nucleosomes (2 templates), 1 target of a second class, 2 distractors, at 10 Å."""
     tmp = tmp_path_factory.mktemp("sample")
-    nuc = shared_structures / "templates" / "nucleosome"
-    dis = shared_structures / "distractors"
+    nuc = paper_structures / "templates" / "nucleosome"
+    dis = paper_structures / "distractors"
     structures = {
         "7kbe": _entry(nuc / "7kbe.pdb.gz", "target", "nucleosome"),
         "2pyo": _entry(nuc / "2pyo.pdb.gz", "target", "nucleosome"),

@@ -13,7 +13,7 @@ from templearn.errors import TemplearnError
 from templearn.stages.nma import anm as anm_mod
 from templearn.stages.nma import extend
 from templearn.stages.nma.variants import load_template, make_variants
-from templearn.structures import atoms_of, load_atoms, read_structure, resolve
+from templearn.structures import atoms_of, load_atoms, read_structure, resolve, structure_id
 
 N_MODES = 20
 
@@ -93,9 +93,10 @@ def test_variants_outputs_and_rmsd(nucleosome_run):
 
     table = pd.read_csv(out / "variants.csv")
     assert list(table.columns) == ["template", "variant", "file", "rmsd"]
-    assert table["file"].tolist() == [f"7kbe_v{i:03d}.pdb" for i in range(6)]
+    sid = structure_id(src)   # 7kbe from ../shared
+    assert table["file"].tolist() == [f"{sid}_v{i:03d}.pdb" for i in range(6)]
     ref = atoms_of(read_structure(src))
-    npz = np.load(out / "modes_7kbe.npz")
+    npz = np.load(out / f"modes_{sid}.npz")
     ext = extend.extend_modes(npz["modes"], npz["atom_node"])
     for _, row in table.iterrows():
         var = atoms_of(read_structure(out / row["file"]))
@@ -117,7 +118,7 @@ def test_variants_outputs_and_rmsd(nucleosome_run):
 
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["stage"] == "nma" and prov["seed"] == 3
-    assert prov["templates"]["7kbe"]["n_nodes"] == len(npz["node_indices"])
+    assert prov["templates"][sid]["n_nodes"] == len(npz["node_indices"])
 
 
 def test_same_seed_same_files_other_seed_differs(tmp_path):

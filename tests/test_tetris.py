@@ -27,10 +27,19 @@ SIGMA = 2.0
 
 
 @pytest.fixture(scope="module")
-def distractor_list(tmp_path_factory, shared_structures):
+def small(shared_structures, distractor_ids) -> list[str]:
+    """Three small distractors (1s3x, 3qm1, 4uic are the reference's overlapping ones) and a larger
+    one (1ul1); without ../shared, the three smallest and the largest that the fallback holds."""
+    if {"1s3x", "3qm1", "4uic", "1ul1"} <= set(distractor_ids):
+        return ["1s3x", "3qm1", "4uic", "1ul1"]
+    by_size = sorted(distractor_ids, key=lambda i: (shared_structures / "distractors" / f"{i}.pdb.gz").stat().st_size)
+    return by_size[:3] + by_size[-1:]
+
+
+@pytest.fixture(scope="module")
+def distractor_list(tmp_path_factory, small):
     p = tmp_path_factory.mktemp("lists") / "distractors.csv"
-    # Small distractors (1s3x, 3qm1, 4uic are the reference's overlapping ones) and a larger one.
-    p.write_text("pdb_id,copies_per_round\n1s3x,3\n3qm1,2\n4uic,2\n1ul1,1\n")
+    p.write_text("pdb_id,copies_per_round\n{},3\n{},2\n{},2\n{},1\n".format(*small))
     return p
 
 
@@ -86,7 +95,7 @@ def test_outputs_and_packing_fraction(packed):
     assert set(np.unique(classes)) == {-1, 0, 1, 2}
 
 
-def test_no_two_molecules_overlap(packed):
+def test_no_two_molecules_overlap(packed, small):
     out, result = packed
     m = Manifest.read(out / "sample.json")
     total = np.zeros(BOX, np.int32)
@@ -100,8 +109,7 @@ def test_no_two_molecules_overlap(packed):
         assert np.all(corner + np.argwhere(core).min(0) >= 0) and np.all(corner + np.argwhere(core).max(0) < BOX)
     assert total.max() == 1, "a voxel is inside two molecules"
     np.testing.assert_array_equal(total, result.occupancy)
-    small = {"1s3x", "3qm1", "4uic"}
-    assert small & {i.structure for i in m.instances} == small
+    assert set(small[:3]) & {i.structure for i in m.instances} == set(small[:3])
 
 
 def test_manifest_alone_reproduces_volumes(packed):
@@ -139,20 +147,20 @@ def test_manifest_poses_match_atoms(packed):
     assert scores[0] > 0.95 and scores[0] > scores[1] + 0.2, scores
 
 
-def test_ratio_is_exact(packed):
+def test_ratio_is_exact(packed, small):
     out, result = packed
     m = Manifest.read(out / "sample.json")
     n_t, n_d = len(m.instances_of("target")), len(m.instances_of("distractor"))
     assert n_t > 5 and 2 * (n_t - 1) <= n_d <= 2 * n_t
     # distractor copies per round: 1s3x 3 : 3qm1 2 : 4uic 2 : 1ul1 1, exact over full rounds
     st = result.stats["per_structure"]
-    assert st["1s3x"] >= st["3qm1"] >= st["1ul1"]
+    assert st[small[0]] >= st[small[1]] >= st[small[3]]
 
 
-def test_same_seed_same_manifest(tmp_path, nucleosome_paths):
+def test_same_seed_same_manifest(tmp_path, nucleosome_paths, small):
     runs = []
     for k, seed in enumerate((5, 5, 6)):
-        pack_sample([str(nucleosome_paths[0])], out=tmp_path / str(k), distractors=["1s3x", "3qm1"],
+        pack_sample([str(nucleosome_paths[0])], out=tmp_path / str(k), distractors=small[:2],
                     box=(16, 32, 32), ratio=1, seed=seed, max_molecules=25)
         doc = json.loads((tmp_path / str(k) / "sample.json").read_text())
         runs.append(doc["instances"])
@@ -160,20 +168,20 @@ def test_same_seed_same_manifest(tmp_path, nucleosome_paths):
     assert len(runs[0]) == 25
 
 
-def test_max_fraction_stops_early(tmp_path, nucleosome_paths):
-    r = pack_sample([str(nucleosome_paths[0])], out=tmp_path, distractors=["1s3x"], box=(16, 32, 32),
+def test_max_fraction_stops_early(tmp_path, nucleosome_paths, small):
+    r = pack_sample([str(nucleosome_paths[0])], out=tmp_path, distractors=small[:1], box=(16, 32, 32),
                     ratio=1, max_fraction=0.1)
     assert r.manifest.params["footprint"] == "volume"  # --max-fraction alone: the molecules' own volumes
     assert r.stats["stop"] == "max_fraction"
     assert 0.1 <= r.stats["packing_fraction"] < 0.15
 
 
-def test_partial_packing_is_crowded_alike_everywhere(tmp_path, nucleosome_paths):
+def test_partial_packing_is_crowded_alike_everywhere(tmp_path, nucleosome_paths, small):
     """--max-fraction spreads molecules through the box; growing from the most crowded spots
     (what saturation does) would fill the faces first and leave the centre empty."""
     central = {}
     for spread in (True, False):
-        r = pack_sample([str(nucleosome_paths[0])], out=tmp_path / str(spread), distractors=["1s3x", "3qm1", "4uic"],
+        r = pack_sample([str(nucleosome_paths[0])], out=tmp_path / str(spread), distractors=small[:3],
                         box=(16, 48, 48), ratio=2, max_fraction=0.25, spread=None if spread else False)
         assert r.manifest.params["spread"] is spread
         occ = r.occupancy
@@ -226,7 +234,7 @@ def test_bad_structure_is_a_clear_error(tmp_path, nucleosome_paths):
 
 def test_impossible_box_is_a_clear_error(tmp_path, nucleosome_paths):
     with pytest.raises(TemplearnError, match="too small"):
-        pack_sample([str(nucleosome_paths[0])], out=tmp_path, box=(3, 40, 40))
+        pack_sample([str(nucleosome_paths[-1])], out=tmp_path, box=(3, 40, 40))
     with pytest.raises(TemplearnError, match="--box"):
         pack_sample([str(nucleosome_paths[0])], out=tmp_path, box=(0, 40, 40))
     assert not (tmp_path / "sample.json").exists()
