@@ -126,6 +126,7 @@ def match_template(tomogram: np.ndarray, template: np.ndarray, eulers: np.ndarra
     plan = _Correlator(f, b, workers)
     s1 = plan.correlate(mask, plan.F) / n_mask
     s2 = plan.correlate(mask, plan.F2) / n_mask
+    plan.F2 = None  # only the local variance needs the squared volume's spectrum
     sigma = np.sqrt(np.clip(s2 - s1 ** 2, 0, None))
     del s1, s2
     # Flat regions (pad, empty corners) would divide by ~0: floor at a small fraction.
