@@ -215,7 +215,7 @@ def run_child(step: str, data: Path, limit: float) -> dict:
 
 
 def f1(a: np.ndarray, b: np.ndarray, distance: float) -> float:
-    from templearn.stages.pick_eval.matching import match, prf
+    from templearn.matching import match, prf
 
     m = match(a, b, distance)
     return prf(m.tp, m.fp, m.fn)[2]

@@ -11,7 +11,7 @@ import pytest
 
 from templearn import cluster as C
 from templearn.cluster import cluster_labelmap
-from templearn.stages.pick_eval.matching import match, prf
+from templearn.matching import match, prf
 
 
 def _particles(shape, n, radius, seed=0):
