@@ -140,6 +140,42 @@ def test_evaluate_sweeps_the_threshold_and_finds_the_best(tmp_path):
         assert (out / f).stat().st_size > 0
 
 
+def test_evaluate_scores_the_picks_as_written_beside_the_best_threshold(tmp_path):
+    """A candidates file with the picker's accepted flag: the 'as written' figures count the accepted
+    rows only (here a cut that keeps 4 of 6 particles and 2 of 4 false picks), the sweep all rows;
+    with --tomogram, one true/false/missed picture per tomogram and method."""
+    m = _manifest(tmp_path / "s.json", seed=3)
+    true_xyz = m.positions("target") / VS
+    false_xyz = m.positions("distractor")[:3] / VS
+    xyz = np.concatenate([true_xyz, false_xyz, [[30.0, 30.0, 20.0]]])
+    score = np.array([90, 80, 70, 60, 20, 10, 75, 65, 5, 1], float)   # 6 particles, then 4 false
+    cand = tmp_path / "candidates.csv"
+    write_picks(cand, Picks(xyz, VS, m.name, 1, score, class_names={1: "ribosome"}, accepted=score >= 60))
+    tomo = write_mrc(tmp_path / "tomo.mrc", np.random.default_rng(0).normal(size=BOX).astype(np.float32), VS)
+    out = tmp_path / "eval"
+    assert cli(["evaluate", "--picks", cand, "--truth", tmp_path / "s.json", "--baseline", cand,
+                "--tomogram", tomo, "--out", out]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    aw = rep["as_written"]
+    assert (aw["tp"], aw["fp"], aw["fn"]) == (4, 2, 2) and aw["f1"] == pytest.approx(8 / 12)
+    assert aw["cut"] == 60.0 and aw["flagged"]
+    assert rep["tomograms"][0]["as_written"]["n_picks"] == 6
+    # The sweep over every row: best at 10 (all 6 particles, with the 2 false picks scored 75 and 65).
+    assert rep["best"]["threshold"] == 10.0 and rep["best"]["f1"] == pytest.approx(12 / 14)
+    assert rep["pictures"] == ["slices_01.png", "slices_01_baseline.png"]
+    assert all((out / f).stat().st_size > 1000 for f in rep["pictures"])
+    # A file without the flag is scored on all its rows.
+    plain = tmp_path / "plain.csv"
+    write_picks(plain, Picks(xyz, VS, m.name, 1, score, class_names={1: "ribosome"}))
+    assert cli(["evaluate", "--picks", plain, "--truth", tmp_path / "s.json", "--out", tmp_path / "e2"]) == 0
+    aw = json.loads((tmp_path / "e2" / "report.json").read_text())["as_written"]
+    assert (aw["tp"], aw["fp"], aw["fn"]) == (6, 4, 0) and aw["cut"] is None and not aw["flagged"]
+    # --tomogram must pair with --truth, refused before any output.
+    assert cli(["evaluate", "--picks", cand, "--truth", tmp_path / "s.json", "--tomogram", tomo, "--tomogram", tomo,
+                "--out", tmp_path / "e3"]) == 2
+    assert not (tmp_path / "e3").exists()
+
+
 def test_evaluate_with_picks_as_truth_and_explicit_distance(tmp_path):
     truth = tmp_path / "truth.xml"
     xyz = _points(8) / VS

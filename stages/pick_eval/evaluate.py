@@ -304,13 +304,12 @@ def orientation_recall(data: list[TomogramData], found: list[np.ndarray]) -> dic
             "euler_found": e[f].tolist(), "euler_missed": e[~f].tolist()}
 
 
-def truth_picture(path: Path, tomogram, d: TomogramData, distance: float, method: str) -> Path:
-    """Slices of ``tomogram`` with the picks as written: true, false, and the particles missed."""
-    from templearn.mrc import read_mrc
-
+def truth_picture(path: Path, tomogram: Path, volume: np.ndarray, voxel: float, d: TomogramData, distance: float,
+                  method: str) -> Path:
+    """Slices of ``volume`` (read from ``tomogram``) with the picks as written: true, false, and the
+    particles missed."""
     from . import plots
 
-    volume, voxel = read_mrc(tomogram)
     kept = d.picks.written()
     xyz = kept.xyz_angstrom()
     m = match(xyz, d.truth.xyz, distance)
@@ -362,6 +361,8 @@ def run_evaluate(
     from . import plots
 
     out_dir = Path(out_dir)
+    if tomograms and len(tomograms) != len(truth):   # before any work
+        raise TemplearnError(f"--tomogram pairs with --truth: got {len(tomograms)} tomograms and {len(truth)} truth files")
     data = load_pairs(picks, truth, target, voxel_size, masks, copick)
     base = load_pairs(baseline, truth, target, voxel_size, masks, copick) if baseline else None
     if distance is None:
@@ -383,11 +384,14 @@ def run_evaluate(
         outputs.append(out_dir / "angles.png")
         plots.orientations(outputs[-1], methods)
     if tomograms:
-        if len(tomograms) != len(data):
-            raise TemplearnError(f"--tomogram pairs with --truth: got {len(tomograms)} tomograms and {len(data)} truth files")
-        for suffix, dset, label in (("", data, name), ("_baseline", base, baseline_name)):
-            for i, (tomo, d) in enumerate(zip(tomograms, dset or []), 1):
-                outputs.append(truth_picture(out_dir / f"slices_{i:02d}{suffix}.png", tomo, d, distance, label))
+        from templearn.mrc import read_mrc
+
+        for i, tomo in enumerate(map(Path, tomograms), 1):
+            volume, voxel = read_mrc(tomo)   # once for both methods
+            for suffix, dset, label in (("", data, name), ("_baseline", base, baseline_name)):
+                if dset:
+                    outputs.append(truth_picture(out_dir / f"slices_{i:02d}{suffix}.png", tomo, volume, voxel,
+                                                 dset[i - 1], distance, label))
         report["pictures"] = [p.name for p in outputs if p.name.startswith("slices_")]
     write_json(outputs[0], report)
     inputs = [*map(Path, picks), *map(Path, truth), *map(Path, baseline or []), *map(Path, masks or [])]
