@@ -139,7 +139,7 @@ def match_template(tomogram: np.ndarray, template: np.ndarray, eulers: np.ndarra
     best = np.zeros(f.shape, np.int32)
     better = np.zeros(f.shape, bool)
     items = range(len(eulers)) if progress is None else progress(range(len(eulers)))
-    total, total2, n_searched = 0.0, 0.0, 0
+    total, total2, n_sampled = 0.0, 0.0, 0
     for i in items:
         t = rotate_volume(template, eulers[i])
         t = np.fft.irfftn(np.fft.rfftn(t) * wedge, s=t.shape).astype(np.float32) * mask
@@ -154,13 +154,15 @@ def match_template(tomogram: np.ndarray, template: np.ndarray, eulers: np.ndarra
         np.greater(c, scores, out=better)
         np.copyto(scores, c, where=better)
         np.copyto(best, i, where=better)
-        flat = c.ravel()
-        total += float(flat.sum(dtype=np.float64))
-        total2 += float(np.dot(flat, flat))
-        n_searched += flat.size
-    mean = total / max(n_searched, 1)
-    std = float(np.sqrt(max(total2 / max(n_searched, 1) - mean ** 2, 0.0)))
-    return MatchResult(scores, best, np.asarray(eulers), radius, mean, std, n_searched)
+        # The null's moments from every 8th voxel (2 per axis): millions of samples, an eighth of a pass.
+        sub = c[::2, ::2, ::2]
+        total += float(sub.sum(dtype=np.float64))
+        total2 += float(np.square(sub).sum(dtype=np.float64))
+        n_sampled += sub.size
+    mean = total / max(n_sampled, 1)
+    std = float(np.sqrt(max(total2 / max(n_sampled, 1) - mean ** 2, 0.0)))
+    n_trials = int(f.size) * len(eulers) if n_sampled else 0
+    return MatchResult(scores, best, np.asarray(eulers), radius, mean, std, n_trials)
 
 
 def false_alarm_cut(res: MatchResult, false_alarms: float = 1.0) -> float:
