@@ -311,8 +311,9 @@ def _prepare(path: Path, out: Path, only: list[str] | None = None) -> tuple[Tran
     train_dir = out / "train"
     train_dir.mkdir(exist_ok=True)
     cfg_path = train_dir / "config.yaml"
-    if not cfg_path.is_file():
-        write_text(cfg_path, yaml.safe_dump(to_dict(training_config(tr, [])), sort_keys=False))
+    # Written every time, so an edited benchmark config reaches the run (the runner resumes the steps
+    # whose commands did not change).
+    write_text(cfg_path, yaml.safe_dump(to_dict(training_config(tr, [])), sort_keys=False))
     return tr, cfg_path
 
 

