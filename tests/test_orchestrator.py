@@ -116,6 +116,44 @@ def test_graph_fans_out_the_grid_and_holds_out_test_samples(tmp_path):
         seen.add(s.id)
 
 
+def test_finetuning_and_experimental_tomograms_are_scored_on_their_own(tmp_path):
+    """finetune: a step after training; every experimental tomogram is picked by both models, masked in
+    pick, match and evaluate alike, and scored on its own (with the target's radius as matching
+    distance, since a STAR carries no masses), never pooled with the simulated test set; a tomogram
+    fine-tuned on cannot also be scored."""
+    from templearn.mrc import write_mrc
+    import numpy as np
+
+    for name in ("cell1", "cell2", "mask1"):
+        write_mrc(tmp_path / f"{name}.mrc", np.ones((8, 8, 8)), 16.0)
+    (tmp_path / "cell1.star").write_text("x")   # read by the stages, not here
+    (tmp_path / "cell2.star").write_text("x")
+    doc = _deep(TINY, training={"epochs": 1},
+                experimental=[{"name": "cell1", "tomogram": "cell1.mrc", "truth": "cell1.star", "mask": "mask1.mrc"}],
+                finetune={"tomograms": [{"name": "cell2", "tomogram": "cell2.mrc", "picks": "cell2.star"}],
+                          "epochs": 3, "steps": 4})
+    steps = {s.id: s for s in graph.build(load_config(write_config(tmp_path / "run.yaml", doc)))}
+    ft = steps["finetune"].argv
+    assert ft[:4] == ["templearn-deepfinder-train", "finetune", "--weights", "train/model.h5"]
+    assert str(tmp_path / "cell2.mrc") in ft and ft[ft.index("--epochs") + 1] == "3" and steps["finetune"].deps == ["train"]
+    assert {"pick/exp_cell1", "pick/exp_cell1_finetuned", "match/exp_cell1"} <= set(steps)
+    assert steps["pick/exp_cell1_finetuned"].argv[steps["pick/exp_cell1_finetuned"].argv.index("--weights") + 1] == "finetune/model.h5"
+    assert "pick/exp_cell2" not in steps and "pick/sample_001_c00_finetuned" not in steps
+    mask = str(tmp_path / "mask1.mrc")
+    for sid in ("pick/exp_cell1", "pick/exp_cell1_finetuned", "match/exp_cell1",
+                "evaluate_exp/cell1", "evaluate_exp/cell1_finetuned"):
+        assert steps[sid].argv[steps[sid].argv.index("--mask") + 1] == mask, sid
+    for sid, picks in (("evaluate_exp/cell1", "pick/exp_cell1/candidates.csv"),
+                       ("evaluate_exp/cell1_finetuned", "pick/exp_cell1_finetuned/candidates.csv")):
+        a = steps[sid].argv
+        assert a[a.index("--picks") + 1] == picks and a[a.index("--baseline") + 1] == "match/exp_cell1/candidates.csv"
+        assert a[a.index("--template") + 1] == "3o21" and a.count("--truth") == 1
+    assert not any("exp_" in a for a in steps["evaluate"].argv)   # the simulated test set alone
+    doc["finetune"]["tomograms"][0]["tomogram"] = "cell1.mrc"
+    with pytest.raises(TemplearnError, match="never scored"):
+        load_config(write_config(tmp_path / "run.yaml", doc))
+
+
 def test_pairing_cycle_simulates_each_sample_once(tmp_path):
     cfg = load_config(write_config(tmp_path / "run.yaml", _deep(
         TINY, tetris={"n_samples": 5}, simulation={"conditions": [4, 9], "pairing": "cycle"})))

@@ -57,3 +57,25 @@ def test_pick_errors(model_dir, tmp_path, capsys):
     assert cli(["pick", tomo, "--weights", tmp_path / "none.h5", "--out", tmp_path / "o"]) == 2
     assert "none.h5" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_pick_inverted_tomogram_with_bright_contrast(model_dir, tmp_path, capsys):
+    """An inverted tomogram picked with --contrast bright is segmented as the original is with the
+    default (dark): the same label map, the contrast recorded; a wrong value is one line."""
+    rng = np.random.default_rng(2)
+    vol = rng.normal(size=(24, 32, 32)).astype(np.float32)
+    vol[8:16, 10:20, 10:20] -= 3.0                           # a dark blob
+    w = model_dir / "model.h5"
+    dark = write_mrc(tmp_path / "dark.mrc", vol, VS)
+    bright = write_mrc(tmp_path / "bright.mrc", -vol, VS)
+    args = ["--weights", w, "--crop", 2, "--overlap", 5, "--min-size", 1]
+    assert cli(["pick", dark, "--out", tmp_path / "d", *args]) == 0
+    assert cli(["pick", bright, "--out", tmp_path / "b", "--contrast", "bright", *args]) == 0
+    from templearn.mrc import read_mrc
+
+    np.testing.assert_array_equal(read_mrc(tmp_path / "d" / "segmentation.mrc")[0],
+                                  read_mrc(tmp_path / "b" / "segmentation.mrc")[0])
+    assert json.loads((tmp_path / "b" / "provenance.json").read_text())["params"]["contrast"] == "bright"
+    capsys.readouterr()
+    assert cli(["pick", bright, "--out", tmp_path / "x", "--contrast", "inverted", *args]) == 2
+    assert "--contrast" in capsys.readouterr().err and not (tmp_path / "x").exists()

@@ -5,7 +5,7 @@ process MATCH {
     container "${params.container_prefix}-pick-eval:${params.container_tag}"
 
     input:
-    tuple val(tomo), path(tomogram)
+    tuple val(tomo), path(tomogram), path(mask, stageAs: 'mask/*'), val(contrast)   // mask: [] for none; contrast dark|bright
     val template                    // PDB ID, or the name of the staged file below
     path structures
 
@@ -17,7 +17,7 @@ process MATCH {
     script:
     def args = task.ext.args ?: ''
     """
-    templearn-pick-eval match ${tomogram} --template ${template} --out ${tomo} ${args}
+    templearn-pick-eval match ${tomogram} --template ${template} --out ${tomo} ${mask ? "--mask ${mask}" : ''} ${contrast == 'bright' ? '--contrast bright' : ''} ${args}
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":

@@ -6,8 +6,8 @@ process PICK {
     container "${params.container_prefix}-pick-eval:${params.container_tag}"
 
     input:
-    tuple val(tomo), path(tomogram)
-    path model
+    tuple val(tomo), path(tomogram), path(mask, stageAs: 'mask/*'), val(contrast)   // mask: [] for none; contrast dark|bright
+    path model, stageAs: 'model/*'   // model.h5 and model_card.json side by side
 
     output:
     tuple val(tomo), path("${tomo}/candidates.csv"), emit: picks
@@ -17,7 +17,7 @@ process PICK {
     script:
     def args = task.ext.args ?: ''
     """
-    templearn-pick-eval pick ${tomogram} --weights ${model} --out ${tomo} ${args}
+    templearn-pick-eval pick ${tomogram} --weights model/model.h5 --out ${tomo} ${mask ? "--mask ${mask}" : ''} ${contrast == 'bright' ? '--contrast bright' : ''} ${args}
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":

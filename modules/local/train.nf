@@ -12,7 +12,7 @@ process TRAIN {
     path val_targets,     stageAs: 'data/val/l???/*'
 
     output:
-    path "train/model.h5", emit: model
+    path "train/{model.h5,model_card.json}", emit: model   // the card (patch, voxel size, cut) travels with the weights
     path "train/*",        emit: files
     path "versions.yml",   emit: versions
 
@@ -32,7 +32,7 @@ process TRAIN {
 
     stub:
     """
-    mkdir -p train && touch train/model.h5
+    mkdir -p train && touch train/model.h5 train/model_card.json
     echo '"${task.process}": {templearn: stub}' > versions.yml
     """
 }

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from templearn.cli_util import entrypoint, stage_app
+from templearn.cli_util import contrast_option, entrypoint, stage_app
 
 app = stage_app("templearn-deepfinder-train",
                 "Training targets from sample manifests, DeepFinder training (paper defaults) and fine-tuning.")
@@ -96,6 +96,7 @@ def finetune(
     val_steps: int = typer.Option(10, "--val-steps", help="Validation batches per epoch."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     learning_rate: float = typer.Option(1e-4, "--learning-rate", help="Adam learning rate."),
+    contrast: str = contrast_option(),
 ) -> None:
     """Continue training on picked tomograms; write the same files as `train`."""
     from .finetune import run_finetune
@@ -104,7 +105,7 @@ def finetune(
     params = TrainParams(epochs=epochs, steps=steps, patch=patch, batch=batch, shift=shift, val_steps=val_steps,
                          seed=seed, learning_rate=learning_rate)
     run_finetune(weights, tomogram, picks, out, radius=radius, voxel_size=voxel_size, class_label=class_label,
-                 val_tomograms=val_tomogram, val_picks=val_picks, params=params)
+                 val_tomograms=val_tomogram, val_picks=val_picks, params=params, contrast=contrast)
 
 
 main = entrypoint(app)

@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from templearn.errors import TemplearnError
+from templearn.contrast import as_dark, check_contrast
 from templearn.mrc import read_mrc
 from templearn.picks import Picks, read_picks
 
@@ -54,9 +55,11 @@ def sphere_targets(xyz_voxels: np.ndarray, labels: np.ndarray, shape_zyx, radius
 
 def picks_pair(tomogram, picks_path, n_classes: int, radii_angstrom: dict[int, float], *,
                voxel_size: float | None = None, class_label: int | None = None, patch: int | None = None,
-               n_picks_files: int = 1) -> Pair:
-    """A training :class:`Pair` from a tomogram and its picks (balls of the class radius)."""
+               n_picks_files: int = 1, contrast: str = "dark") -> Pair:
+    """A training :class:`Pair` from a tomogram and its picks (balls of the class radius); a
+    ``bright`` tomogram is negated (models learn dark particles)."""
     data, voxel = read_mrc(tomogram)
+    data = as_dark(data, contrast)
     picks = read_picks(picks_path, voxel_size=voxel if voxel_size is None else voxel_size)
     picks = picks_for(picks, tomogram, n_picks_files, picks_path)
     if len(picks) == 0:
@@ -82,14 +85,16 @@ def picks_pair(tomogram, picks_path, n_classes: int, radii_angstrom: dict[int, f
 def run_finetune(weights: str | os.PathLike, tomograms: Sequence[str | os.PathLike], picks: Sequence[str | os.PathLike],
                  out: str | os.PathLike, *, radius: float | None = None, voxel_size: float | None = None,
                  class_label: int | None = None, val_tomograms: Sequence[str | os.PathLike] = (),
-                 val_picks: Sequence[str | os.PathLike] = (), params: TrainParams | None = None) -> dict[str, Path]:
+                 val_picks: Sequence[str | os.PathLike] = (), params: TrainParams | None = None,
+                 contrast: str = "dark") -> dict[str, Path]:
     """Continue training ``weights`` on tomograms annotated by picks; write the same outputs as ``train``.
 
     ``radius`` (Å) defaults to the class radii in the model card (from the ``targets`` command).
     ``voxel_size`` (Å) is the picks' voxel size for formats that do not record it (DeepFinder
-    XML); default: the tomogram's.
+    XML); default: the tomogram's. ``contrast``: ``bright`` for inverted tomograms.
     """
     params = (params or finetune_params()).check()
+    check_contrast(contrast)
     if not tomograms:
         raise TemplearnError("give at least one --tomogram/--picks pair")
     for what, t, p in (("", tomograms, picks), ("validation ", val_tomograms, val_picks)):
@@ -106,7 +111,7 @@ def run_finetune(weights: str | os.PathLike, tomograms: Sequence[str | os.PathLi
         by_name = card.get("class_radius_angstrom") or {}
         radii = {c: float(by_name[names[str(c)]]) for c in range(1, n_classes) if names.get(str(c)) in by_name}
     mk = lambda t, p: picks_pair(t, p, n_classes, radii, voxel_size=voxel_size, class_label=class_label,  # noqa: E731
-                                 patch=params.patch, n_picks_files=len(picks))
+                                 patch=params.patch, n_picks_files=len(picks), contrast=contrast)
     pairs = [mk(t, p) for t, p in zip(tomograms, picks)]
     val_pairs = [mk(t, p) for t, p in zip(val_tomograms, val_picks)]
     voxel = check_same_voxel_size(pairs + val_pairs)
@@ -115,7 +120,7 @@ def run_finetune(weights: str | os.PathLike, tomograms: Sequence[str | os.PathLi
     run_params = {**vars(params), "weights": str(weights), "tomograms": [str(t) for t in tomograms],
                   "picks": [str(p) for p in picks], "val_tomograms": [str(t) for t in val_tomograms],
                   "val_picks": [str(p) for p in val_picks], "radius": radius, "voxel_size": voxel_size,
-                  "class_label": class_label}
+                  "class_label": class_label, "contrast": contrast}
     radii_by_name = {names.get(str(c), f"class{c}"): r for c, r in radii.items()}
     # Cluster with the bandwidth the model was calibrated with before, so picking stays consistent.
     before = (card.get("calibration") or {}).get("classes") or {}

@@ -126,3 +126,48 @@ def bin_stack(stack: np.ndarray, pixel_size: float, target_voxel: float, *, path
     for t in (progress(items, "binning") if progress else items):
         out[t] = fourier_bin_image(stack[t], plan)
     return out, plan.voxel_size
+
+
+# How a tomogram's array axes lie. "zyx": [z (beam), y (tilt axis), x], as templearn, Warp, RELION and
+# IMOD after `trimvol -rx` (or `clip rotx`) write it. "yzx": IMOD `tilt`'s raw output (and AreTomo's
+# without -FlipVol), whose thin beam axis is the file's second axis.
+ORIENTATIONS = ("auto", "zyx", "yzx")
+
+
+def detect_orientation(shape: tuple[int, int, int]) -> str:
+    """``yzx`` when the second axis is clearly the thinnest (IMOD's unrotated output), else ``zyx``."""
+    a, b, c = shape
+    return "yzx" if b < 0.75 * min(a, c) else "zyx"
+
+
+def to_zyx(volume: np.ndarray, orientation: str) -> np.ndarray:
+    """A view of ``volume`` as ``[z, y, x]``: ``yzx`` is turned as IMOD's ``trimvol -rx`` turns it
+    (-90° about x, handedness kept: new y = old z, new z = -old y)."""
+    if orientation not in ORIENTATIONS[1:]:
+        raise TemplearnError(f"--orientation must be one of {', '.join(ORIENTATIONS)}, got {orientation!r}")
+    return np.swapaxes(volume, 0, 1)[::-1] if orientation == "yzx" else volume
+
+
+def bin_volume(volume: np.ndarray, voxel_size: float, target_voxel: float, *, path=None,
+               progress=None) -> tuple[np.ndarray, float]:
+    """Bin a tomogram ``[z, y, x]`` from ``voxel_size`` to ``target_voxel`` Å by Fourier cropping
+    along every axis (as :func:`bin_stack` bins images). ``volume`` may be memory-mapped: it is read
+    one z-slice at a time, and only the output (and one y-x-binned copy) is held in memory.
+
+    Returns ``(binned float32 [z', y', x'], voxel_size Å)``; voxel ``i`` stays at ``i * voxel`` Å.
+    """
+    if volume.ndim != 3:
+        raise TemplearnError(f"a tomogram must be a 3D volume, got shape {volume.shape}", path)
+    plan = plan_binning(voxel_size, target_voxel, path=path)
+    if plan.num == plan.den:
+        return np.asarray(volume, dtype=np.float32), plan.voxel_size
+    nz = volume.shape[0]
+    planes = np.empty((nz, plan.output_length(volume.shape[1]), plan.output_length(volume.shape[2])), np.float32)
+    items = range(nz)
+    for z in (progress(items, "binning y, x") if progress else items):
+        planes[z] = fourier_bin_image(volume[z], plan)
+    out = np.empty((plan.output_length(nz),) + planes.shape[1:], np.float32)
+    rows = range(0, planes.shape[1], 64)
+    for y in (progress(rows, "binning z") if progress else rows):
+        out[:, y:y + 64] = fourier_bin_axis(planes[:, y:y + 64], plan, 0)
+    return out, plan.voxel_size

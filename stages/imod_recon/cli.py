@@ -9,7 +9,7 @@ import typer
 
 from templearn.cli_util import entrypoint, stage_app
 
-app = stage_app("imod-recon", "Bin a tilt series (Fourier cropping) and reconstruct it by weighted back projection.")
+app = stage_app("imod-recon", "Bin a tilt series (Fourier cropping) and reconstruct it by weighted back projection; bin a tomogram.")
 
 
 @app.command("reconstruct")
@@ -30,6 +30,20 @@ def reconstruct_cmd(
 
     reconstruct(tilt_series, out, tlt=tlt, acquisition=acquisition, voxel_size=voxel_size,
                 thickness=thickness, radial=radial, sirt_like=sirt_like, exclude=exclude, engine=engine)
+
+
+@app.command("bin-tomogram")
+def bin_tomogram_cmd(
+    tomogram: Path = typer.Argument(..., help="Tomogram MRC, voxel size in the header."),
+    voxel_size: float = typer.Option(..., "--voxel-size", help="Target voxel size in Å (the model's: model_card.json), >= the tomogram's."),
+    out: Path = typer.Option(..., "--out", help="Output folder: <stem>.mrc ([z, y, x]), <stem>.png, provenance.json."),
+    orientation: str = typer.Option("auto", "--orientation", help="Axes of the file: 'zyx' (beam axis first: templearn, Warp, RELION, IMOD after trimvol -rx), 'yzx' (IMOD tilt's raw output: turned as trimvol -rx does), 'auto' (yzx when the second axis is clearly the thinnest)."),
+) -> None:
+    """Bin TOMOGRAM to a model's voxel size by Fourier cropping (anti-aliased, any factor >= 1), as reconstruct bins tilt series."""
+    from .reconstruct import bin_tomogram
+
+    r = bin_tomogram(tomogram, out, voxel_size, orientation=orientation)
+    typer.echo(f"{r.tomogram}: {r.shape[2]} x {r.shape[1]} x {r.shape[0]} at {r.voxel_size:.4g} Å")
 
 
 main = entrypoint(app)

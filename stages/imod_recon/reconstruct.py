@@ -20,7 +20,7 @@ from templearn.mrc import read_mrc, write_mrc
 from templearn.progress import track
 from templearn.tilts import Acquisition, check_tilts_match, read_tlt
 
-from .binning import bin_stack, plan_binning
+from .binning import bin_stack, bin_volume, detect_orientation, plan_binning, to_zyx
 from .wbp import weighted_back_projection
 
 STAGE = "imod-recon"
@@ -165,6 +165,33 @@ def reconstruct(
     inputs = [tilt_series, tlt_path] + ([acq_path] if acq is not None else [])
     prov = provenance.record(out_dir, STAGE, params, inputs=inputs, outputs=[tomo_path, preview])
     return Reconstruction(tomo_path, preview, prov, voxel, tuple(tomo.shape))
+
+
+def bin_tomogram(tomogram: str | os.PathLike, out_dir: str | os.PathLike, voxel_size: float, *,
+                 orientation: str = "auto") -> Reconstruction:
+    """Bin a tomogram to ``voxel_size`` Å (a model's voxel size) by Fourier cropping, turned to
+    ``[z, y, x]`` first when ``orientation`` (``auto``: detected from the shape) says it is IMOD's
+    unrotated ``yzx``. Writes ``out_dir/<stem>.mrc``, ``<stem>.png`` and ``provenance.json``."""
+    from .binning import ORIENTATIONS
+
+    tomogram, out_dir = Path(tomogram), Path(out_dir)
+    if orientation not in ORIENTATIONS:
+        raise TemplearnError(f"--orientation must be one of {', '.join(ORIENTATIONS)}, got {orientation!r}")
+    volume, voxel = read_mrc(tomogram, mmap=True)
+    if volume.ndim != 3:
+        raise TemplearnError(f"a tomogram must be a 3D volume, got shape {volume.shape}", tomogram)
+    found = detect_orientation(volume.shape) if orientation == "auto" else orientation
+    binned, achieved = bin_volume(to_zyx(volume, found), voxel, voxel_size, path=tomogram, progress=track)
+    if float(binned.std()) == 0.0:
+        raise TemplearnError("the tomogram is constant (empty)", tomogram)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = write_mrc(out_dir / f"{tomogram.stem}.mrc", binned, achieved, label=f"templearn {STAGE} bin-tomogram")
+    preview = write_preview(out_dir / f"{tomogram.stem}.png", binned, achieved, (binned.shape[0] - 1) / 2 * achieved)
+    params = {"voxel_size_in": voxel, "voxel_size_target": voxel_size, "voxel_size": achieved,
+              "bin_factor": achieved / voxel, "orientation": orientation, "orientation_used": found,
+              "shape_in": list(volume.shape), "shape_zyx": list(binned.shape)}
+    prov = provenance.record(out_dir, f"{STAGE} bin-tomogram", params, inputs=[tomogram], outputs=[out, preview])
+    return Reconstruction(out, preview, prov, achieved, tuple(binned.shape))
 
 
 def reconstruct_array(

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from templearn.cli_util import entrypoint, stage_app
+from templearn.cli_util import contrast_option, entrypoint, stage_app
 
 # A copick project as input (instead of TOMOGRAM) and output, shared by pick and match.
 COPICK_CONFIG = typer.Option(None, "--copick-config", help="copick project config (JSON): pick its tomogram (--run, --voxel-spacing, --tomo-type) instead of TOMOGRAM and write the picks into it.")
@@ -18,6 +18,7 @@ COPICK_USER = typer.Option("templearn", "--copick-user", help="copick user_id of
 COPICK_SESSION = typer.Option("0", "--copick-session", help="copick session_id of the written picks ('0': a tool's).")
 COPICK_OBJECT = typer.Option(None, "--copick-object", help="copick object name of class 1..K (repeat) [default: the class names].")
 
+CONTRAST = contrast_option()
 STAR_FORMAT = typer.Option("relion5", "--star-format", help="picks.star as 'relion5' (centred Å, tomograms.star beside) or 'relion4' (voxels).")
 
 app = stage_app("pick-eval", "Picking with a trained model, evaluation, and the template-matching baseline.")
@@ -41,6 +42,7 @@ def pick(
     tomo_type: Optional[str] = TOMO_TYPE, copick_user: str = COPICK_USER, copick_session: str = COPICK_SESSION,
     copick_object: Optional[List[str]] = COPICK_OBJECT,
     clustering: str = typer.Option("grid", "--clustering", help="'grid': MeanShift on fields of voxel counts (scales); 'deepfinder': scikit-learn's MeanShift over every voxel, as DeepFinder (reference, slow)."),
+    contrast: str = CONTRAST,
 ) -> None:
     """Segment TOMOGRAM, cluster (MeanShift), cut by cluster size; write accepted picks (STAR, CSV, XML, Dynamo, IMOD, copick), candidates.csv (all, with the accepted flag), segmentation.mrc, picks.png, cluster_sizes.png."""
     from templearn.copick_io import target
@@ -50,7 +52,7 @@ def pick(
     copick = target(copick_config, run, voxel_spacing, tomo_type, copick_user, copick_session, copick_object, tomogram)
     run_pick(tomogram, weights, out, radius=radius or None, min_size=min_size, n_particles=n_particles, mask=mask,
              patch=patch, crop=crop, overlap=overlap, class_names=class_names, star_format=star_format, copick=copick,
-             clustering=clustering)
+             clustering=clustering, contrast=contrast)
 
 
 @app.command("evaluate")
@@ -69,6 +71,7 @@ def evaluate(
     copick_config: Optional[Path] = typer.Option(None, "--copick-config", help="copick project: each --truth names one of its runs, whose picks of --target are the truth."),
     copick_user: Optional[str] = typer.Option(None, "--copick-user", help="user_id of the copick truth picks [default: any]."),
     copick_session: Optional[str] = typer.Option(None, "--copick-session", help="session_id of the copick truth picks [default: any]."),
+    template: Optional[str] = typer.Option(None, "--template", help="A structure of the target (PDB ID or file): the matching distance is its radius by mass when the truth is a picks file [default: give --distance]."),
 ) -> None:
     """Precision, recall, F1 of the picks as written and over the score threshold: report.json, pr_curve.png, f1_box.png, angles.png, slices_*.png."""
     from templearn.copick_io import CopickPicksSource
@@ -78,7 +81,7 @@ def evaluate(
     copick = CopickPicksSource(copick_config, copick_user, copick_session) if copick_config else None
     run_evaluate(picks, truth, out, distance=distance, target=target, voxel_size=voxel_size,
                  baseline=baseline or None, name=name, baseline_name=baseline_name, masks=mask or None,
-                 tomograms=tomogram or None, copick=copick)
+                 tomograms=tomogram or None, copick=copick, template=template)
 
 
 @app.command("match")
@@ -92,7 +95,7 @@ def match(
     min_distance: Optional[float] = typer.Option(None, "--min-distance", help="Exclusion radius around a peak, voxels [default: radius of the sphere of the template's volume at half maximum]."),
     resolution: Optional[float] = typer.Option(None, "--resolution", help="Low-pass of the template, Å [default: 2x voxel size for structures, none for maps]."),
     mask: Optional[Path] = typer.Option(None, "--mask", help="MRC of the tomogram's shape; peaks only where it is non-zero."),
-    contrast: str = typer.Option("dark", "--contrast", help="'dark': particles darker than the solvent (raw cryo-ET); 'bright' otherwise."),
+    contrast: str = CONTRAST,
     class_name: Optional[str] = typer.Option(None, "--class-name", help="Name of the picked class [default: the template's file name]."),
     false_alarms: float = typer.Option(1.0, "--false-alarms", help="Accept peaks above the NCC at which this many noise peaks are expected over the whole search (voxels x rotations)."),
     min_score: Optional[float] = typer.Option(None, "--min-score", help="Accept peaks of at least this NCC instead."),

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from templearn.density import sphere_radius
 from templearn.errors import TemplearnError
 from templearn.manifest import Manifest
 from templearn.euler import viewing_direction
@@ -27,7 +28,7 @@ from templearn.picks import Picks, read_picks
 from templearn.matching import match, prf
 
 MAX_THRESHOLDS = 200
-PROTEIN_VOLUME_A3_PER_DA = 1.21  # partial specific volume of protein, Å^3 per Dalton
+
 ORIENTATION_BINS = 5
 
 
@@ -76,10 +77,7 @@ def load_truth(path: str | os.PathLike, target: str | None = None, voxel_size: f
         if target not in m.targets:
             raise TemplearnError(f"target {target!r} is not in the sample's targets {m.targets}", path)
         masses = [s.mass_kda for s in m.structures.values() if s.cls == "target" and s.target == target and s.mass_kda]
-        radius = None
-        if masses:
-            volume = float(np.mean(masses)) * 1000.0 * PROTEIN_VOLUME_A3_PER_DA
-            radius = (3.0 * volume / (4.0 * np.pi)) ** (1.0 / 3.0)
+        radius = sphere_radius(float(np.mean(masses)) * 1000.0) if masses else None
         return Truth(path, m.positions("target", target), m.eulers("target", target), m.box_angstrom,
                      m.voxel_size, target, radius, m.targets.index(target) + 1)
     picks = read_picks(path, voxel_size)
@@ -323,12 +321,19 @@ def truth_picture(path: Path, tomogram: Path, volume: np.ndarray, voxel: float, 
                                  f"{m.tp} true, {m.fp} false, {m.fn} missed (F1 {f:.2f})")
 
 
-def default_distance(data: list[TomogramData]) -> float:
+def default_distance(data: list[TomogramData], template=None) -> float:
+    """The target's radius by its mass: from the truth's manifest, else from ``template`` (a
+    structure of the target, for annotations that carry no masses)."""
     radii = [d.truth.radius for d in data if d.truth.radius]
+    if not radii and template is not None:
+        from templearn.structures import load_atoms, resolve
+
+        return round(sphere_radius(1000.0 * load_atoms(resolve(template)).mass_kda()), 1)
     if not radii:
         raise TemplearnError(
-            "no matching distance: give --distance (Å); it defaults to the target's radius only when "
-            "the truth is a sample manifest that records the target's mass", data[0].truth.path if data else None)
+            "no matching distance: give --distance (Å) or --template (a structure of the target); it defaults "
+            "to the target's radius only when the truth is a sample manifest that records its mass",
+            data[0].truth.path if data else None)
     return float(np.mean(radii))
 
 
@@ -346,6 +351,7 @@ def run_evaluate(
     masks: list[str | os.PathLike] | None = None,
     tomograms: list[str | os.PathLike] | None = None,
     copick=None,
+    template=None,
 ) -> dict:
     """Evaluate ``picks`` (and optionally ``baseline`` picks of another method) against ``truth``,
     pairwise; write ``report.json``, ``pr_curve.png``, ``f1_box.png``, ``angles.png`` (when
@@ -354,7 +360,8 @@ def run_evaluate(
     ``tomograms`` (one MRC per truth): draw ``slices_<nn>[_baseline].png`` (in truth order), the picks as
     written coloured true, false and missed.
     ``copick`` (a :class:`templearn.copick_io.CopickPicksSource`): each ``truth`` names a run of
-    that copick project, whose picks are the truth."""
+    that copick project, whose picks are the truth. ``template`` (a structure of the target): the
+    matching distance when the truth records no masses (picks files)."""
     from templearn import provenance
     from templearn.atomic import write_json
 
@@ -366,7 +373,7 @@ def run_evaluate(
     data = load_pairs(picks, truth, target, voxel_size, masks, copick)
     base = load_pairs(baseline, truth, target, voxel_size, masks, copick) if baseline else None
     if distance is None:
-        distance = default_distance(data)
+        distance = default_distance(data, template)
     if not distance > 0:
         raise TemplearnError(f"--distance must be positive, got {distance}")
     methods = {name: evaluate_method(data, distance)}

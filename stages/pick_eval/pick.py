@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from templearn.contrast import as_dark, check_contrast
 from templearn.errors import TemplearnError
 
 from templearn.cluster import DEFAULT_RADIUS, Clusters, check_method, cluster_labelmap
@@ -90,6 +91,7 @@ def run_pick(
     star_format: str = "relion5",
     copick=None,
     clustering: str = "grid",
+    contrast: str = "dark",
 ) -> dict:
     """Segment ``tomogram`` with the model ``weights``, cluster each class (MeanShift, bandwidth
     ``radius`` voxels, default the model card's), accept clusters at or above a size cut: ``min_size``
@@ -102,7 +104,9 @@ def run_pick(
     ``segmentation.mrc`` (label map, int8); ``picks.png`` (accepted and rejected on slices),
     ``cluster_sizes.png`` (histogram with the cut) and ``provenance.json``. Returns a summary
     (counts per class). ``copick`` (a :class:`templearn.copick_io.CopickTarget`, with ``tomogram``
-    None): the tomogram comes from a copick project and the picks go into it too.
+    None): the tomogram comes from a copick project and the picks go into it too. ``contrast``
+    ``bright``: the tomogram is inverted (particles brighter than the solvent); it is negated
+    before segmentation, since models learn dark particles as reconstructions show them.
     """
     from templearn import copick_io, provenance
     from templearn.mrc import write_mrc
@@ -112,10 +116,12 @@ def run_pick(
     from . import inputs, outputs, plots
 
     check_method(clustering)  # before minutes of segmentation
+    check_contrast(contrast)
     weights, out_dir = Path(weights), Path(out_dir)
     check_star_format(star_format)
     volume, voxel, name, tomogram = inputs.read_tomogram(tomogram, copick)
     seg.check_tomogram(volume, tomogram)
+    volume = as_dark(volume, contrast)
     mask_arr = seg.read_mask(mask, volume.shape) if mask is not None else None
     model, card = seg.load_model(weights, patch)
     seg.check_voxel_size(voxel, card, tomogram, weights)
@@ -161,7 +167,7 @@ def run_pick(
                        "mask": mask, "patch": patch or card.get("patch"),
                        "crop": crop, "overlap": overlap, "class_names": names, "star_format": star_format,
                        "copick": copick.as_dict() if copick else None,
-                       "clustering": clustering},
+                       "clustering": clustering, "contrast": contrast},
                       inputs=[tomogram, weights] + ([Path(mask)] if mask else []) + ([copick.config] if copick else []),
                       outputs=written,
                       extra={"summary": summary})

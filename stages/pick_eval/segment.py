@@ -46,7 +46,8 @@ def check_voxel_size(tomogram_voxel: float, card: dict, tomogram_path=None, weig
     if abs(tomogram_voxel - trained) > VOXEL_SIZE_TOLERANCE * trained:
         raise TemplearnError(
             f"voxel size {tomogram_voxel:g} Å differs from the {trained:g} Å the model was trained at "
-            f"({weights_path}): bin the tomogram (imod-recon) or train at this voxel size", tomogram_path)
+            f"({weights_path}): bin it (templearn-imod-recon bin-tomogram {tomogram_path or 'TOMOGRAM'} OUT.mrc "
+            f"--voxel-size {trained:g}) or train at this voxel size", tomogram_path)
 
 
 def check_tomogram(volume: np.ndarray, path=None) -> None:

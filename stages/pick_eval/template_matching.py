@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from templearn.contrast import check_contrast
 from templearn.errors import TemplearnError
 
 from .rotations import rotate_volume
@@ -327,8 +328,7 @@ def run_match(
 
     out_dir = Path(out_dir)
     check_star_format(star_format)
-    if contrast not in ("dark", "bright"):
-        raise TemplearnError(f"--contrast must be 'dark' or 'bright', got {contrast!r}")
+    check_contrast(contrast)
     if not 0 < angular_step <= 180:
         raise TemplearnError(f"--angular-step must be in (0, 180] degrees, got {angular_step}")
     if not 0 < tilt_range <= 90:
