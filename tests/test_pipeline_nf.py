@@ -104,14 +104,6 @@ def test_one_process_per_stage_step_with_nf_core_habits(parsed):
         assert re.search(rf"^\s*{profile}\s*\{{", nfc, re.M), profile
 
 
-def test_grid_fans_out_per_sample_and_condition():
-    """SIMULATE runs once per (sample, condition): the 48 conditions become parallel tasks."""
-    text = (ROOT / "pipeline.nf").read_text()
-    assert "JsonSlurper().parse(f).conditions" in text and "flatMap" in text
-    sim = (ROOT / "modules" / "local" / "simulate.nf").read_text()
-    assert "--condition ${condition}" in sim
-
-
 # --- every command line names an existing stage command and existing options ------------------
 
 def _script_block(text: str) -> str:
@@ -184,3 +176,17 @@ def test_orchestrator_command_lines_parse(example):
             if not hasattr(exc, "format_message"):
                 raise
             pytest.fail(f"{s.id}: {' '.join(s.argv)}: {exc.format_message()}")
+
+
+def test_nextflow_schema_names_every_param_and_is_current():
+    """nextflow_schema.json (Seqera Platform's launch form) is generated from the run config's
+    dataclasses and nextflow.config; every params key has an entry and nothing else does."""
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "nextflow_schema.py"), "--check"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    schema = json.loads((ROOT / "nextflow_schema.json").read_text())
+    names = {k for d in schema["$defs"].values() for k in d["properties"]}
+    text = (ROOT / "nextflow.config").read_text()
+    block = text[text.index("params {"): text.index("\n}\n", text.index("params {"))]
+    params = set(re.findall(r"^\s{4}(\w+)\s*=", block, re.M))
+    assert names == params, (sorted(names - params), sorted(params - names))
