@@ -84,9 +84,24 @@ def test_pipeline_runs_resumes_and_reruns_only_what_a_change_touches(nf_work):
     assert all(status[p] == {"COMPLETED"} for p in status.keys() - UPSTREAM), status
 
 
-def test_stub_run_walks_the_whole_graph(nf_work):
+def test_stub_run_walks_the_whole_graph_with_finetuning(nf_work):
+    """-stub-run with experimental tomograms (one annotated, one not) and fine-tuning: both models pick
+    every experimental tomogram, the annotated one is scored on its own per model, the simulated
+    test set apart."""
     work = nf_work / "stub"
     work.mkdir()
-    rows, log = _run(work, "-stub-run")
-    procs = {_process(r) for r in rows}
-    assert {"TRAIN", "PICK", "EVALUATE"} <= procs and all(r["exit"] == "0" for r in rows), rows
+    for f in ("cell1.mrc", "cell1.star", "mask1.mrc", "cell2.mrc", "cell2.star"):
+        (work / f).write_text("stub")
+    (work / "exp.json").write_text(json.dumps({
+        "experimental": [{"name": "cell1", "tomogram": "cell1.mrc", "truth": "cell1.star", "mask": "mask1.mrc",
+                          "contrast": "bright"}, {"name": "cellx", "tomogram": "cell1.mrc"}],
+        "finetune": {"tomograms": [{"name": "cell2", "tomogram": "cell2.mrc", "picks": "cell2.star"}],
+                     "epochs": 3, "steps": 4}}))
+    rows, log = _run(work, "-stub-run", "-params-file", "exp.json")
+    assert all(r["exit"] == "0" for r in rows), rows
+    names = {r["name"] for r in rows}
+    assert {"FINETUNE (finetune)", "PICK (exp_cell1)", "PICK_FINETUNED (exp_cell1_finetuned)",
+            "PICK_FINETUNED (exp_cellx_finetuned)", "MATCH (exp_cell1)", "EVALUATE (evaluate)",
+            "EVALUATE_EXP (evaluate_exp/cell1)", "EVALUATE_EXP (evaluate_exp/cell1_finetuned)"} <= names, names
+    assert not any("cell2" in n for n in names if not n.startswith("FINETUNE"))   # fine-tuned on: never scored
+    assert (work / "out" / "evaluate_exp" / "cell1_finetuned" / "report.json").is_file()
