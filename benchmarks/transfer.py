@@ -27,6 +27,7 @@ def main() -> int:
     ap.add_argument("--testset-only", action="store_true", help="only simulate (or check) the test tomograms")
     ap.add_argument("--train-only", action="store_true", help="only the training half (while the test set simulates elsewhere)")
     ap.add_argument("--acquisition", action="append", help="only this test tomogram (repeat; default: all)")
+    ap.add_argument("--resume-any", action="store_true", help="keep outputs of an earlier version of the stages' code")
     args = ap.parse_args()
 
     from templearn.errors import TemplearnError
@@ -51,7 +52,8 @@ def main() -> int:
         if args.train_only:
             print(f"model: {transfer.train_only(args.config, args.out, jobs=args.jobs, on_event=show, only=args.acquisition)}")
             return 0
-        report = transfer.run_transfer(args.config, args.out, jobs=args.jobs, on_event=show, only=args.acquisition)
+        report = transfer.run_transfer(args.config, args.out, jobs=args.jobs, on_event=show, only=args.acquisition,
+                                       resume_any=args.resume_any)
     except TemplearnError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

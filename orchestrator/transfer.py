@@ -329,8 +329,10 @@ def train_only(path: str | os.PathLike, out: str | os.PathLike, *, jobs: int = 1
 
 
 def run_transfer(path: str | os.PathLike, out: str | os.PathLike, *, jobs: int = 1,
-                 on_event: Callable[[str, Event], None] | None = None, only: list[str] | None = None) -> Path:
-    """Run (or resume) the benchmark in ``out``; returns the path of ``transfer.md``."""
+                 on_event: Callable[[str, Event], None] | None = None, only: list[str] | None = None,
+                 resume_any: bool = False) -> Path:
+    """Run (or resume) the benchmark in ``out``; returns the path of ``transfer.md``. ``resume_any``:
+    keep outputs made by another version of the stages' code (a model trained before an upgrade)."""
     import yaml
 
     from .ablation import match_steps
@@ -345,10 +347,11 @@ def run_transfer(path: str | os.PathLike, out: str | os.PathLike, *, jobs: int =
     # The slow, independent simulator runs beside the training (one process each: a 2-core machine).
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(build_testset, tr, emit)
-        run(cfg_path, cfg_path.parent, until="train", jobs=jobs, on_event=lambda e: emit("train", e))
+        run(cfg_path, cfg_path.parent, until="train", jobs=jobs, on_event=lambda e: emit("train", e),
+            resume_any=resume_any)
         tomos = pending.result()
     write_text(cfg_path, yaml.safe_dump(to_dict(training_config(tr, tomos)), sort_keys=False))
-    run(cfg_path, cfg_path.parent, jobs=jobs, on_event=lambda e: emit("pick", e))
+    run(cfg_path, cfg_path.parent, jobs=jobs, on_event=lambda e: emit("pick", e), resume_any=resume_any)
     execute(match_steps(tr.run, tomos), out, emit=lambda e: emit("match", e), ledger=ledger)
     execute(evaluate_steps(tr, tomos), out, emit=lambda e: emit("evaluate", e), ledger=ledger)
     return write_report(tr, tomos, out)

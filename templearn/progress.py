@@ -34,4 +34,15 @@ def track(items: Iterable[T], description: str, total: int | None = None) -> Ite
         if now - last > 10 or i == total:
             last = now
             of = f"/{total}" if total else ""
-            print(f"{description}: {i}{of} ({now - start:.0f} s)", file=sys.stderr, flush=True)
+            # the time left at the rate so far: long steps say early how long they will take
+            left = f", ~{_duration((now - start) / i * (total - i))} left" if total and i < total else ""
+            print(f"{description}: {i}{of} ({now - start:.0f} s{left})", file=sys.stderr, flush=True)
+
+
+def _duration(seconds: float) -> str:
+    """``42 s``, ``12 min``, ``3.5 h``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
