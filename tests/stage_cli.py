@@ -42,3 +42,15 @@ def flags(cmd) -> dict[str, object]:
             if o.startswith("--"):
                 out[o] = p
     return out
+
+
+def templearn(*args) -> None:
+    """Run ``templearn STAGE COMMAND ...`` in-process; fail the test on a non-zero exit."""
+    from templearn.cli import app
+    from templearn.cli_util import run
+
+    try:
+        run(app, [str(a) for a in args])
+    except SystemExit as exc:
+        if exc.code:
+            raise AssertionError(f"templearn {' '.join(map(str, args[:2]))} exited with {exc.code}") from None

@@ -13,24 +13,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from stage_cli import templearn
 
-from templearn.cli import app as umbrella
-from templearn.cli_util import run
 
 pytestmark = [pytest.mark.slow, pytest.mark.deepfinder]
 
 DISTRACTORS = ("1g3i", "6tps", "7e8h", "6w6m", "1qvr", "3cf3")
 VOXEL = 16.0
 BOX = ("32", "96", "96")
-
-
-def templearn(*args) -> None:
-    """Run ``templearn STAGE COMMAND ...`` in-process; fail the test on a non-zero exit."""
-    try:
-        run(umbrella, [str(a) for a in args])
-    except SystemExit as exc:
-        if exc.code:
-            raise AssertionError(f"templearn {' '.join(map(str, args[:2]))} exited with {exc.code}") from None
 
 
 def _simulate(root, name, seed, shared):

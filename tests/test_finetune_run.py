@@ -17,24 +17,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from stage_cli import templearn
 import yaml
 
-from templearn.cli import app as umbrella
-from templearn.cli_util import run as run_cli
 from templearn.manifest import Manifest
 from templearn.mrc import read_mrc, write_mrc
 from templearn.picks import Picks, write_picks
 
 pytestmark = [pytest.mark.slow, pytest.mark.deepfinder]
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def templearn(*args) -> None:
-    try:
-        run_cli(umbrella, [str(a) for a in args])
-    except SystemExit as exc:
-        if exc.code:
-            raise AssertionError(f"templearn {' '.join(map(str, args[:2]))} exited with {exc.code}") from None
 
 
 def experimental(root: Path, name: str, seed: int, cfg: dict) -> tuple[Path, Path]:

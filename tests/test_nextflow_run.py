@@ -4,7 +4,7 @@ what follows it only; ``-stub-run`` walks the same graph. The trace, report, tim
 are read back.
 
 Nextflow comes from PATH or from the venv (scripts/bootstrap.sh resolves it from Maven Central);
-without it these tests skip, saying so. About 6 minutes on 2 cores.
+without it these tests skip, saying so. About 10 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -42,6 +42,16 @@ def _run(work: Path, *args: str, timeout: int = 1200) -> tuple[list[dict], str]:
     return rows, log
 
 
+def _star_of(manifest: Path, star: Path) -> None:
+    """The targets of a sample manifest as a RELION STAR file (no masses: as a user's annotations)."""
+    from templearn.manifest import Manifest
+    from templearn.picks import Picks, write_picks
+
+    m = Manifest.from_json(json.loads(manifest.read_text()))
+    write_picks(star, Picks(m.positions("target") / m.voxel_size, m.voxel_size, star.stem, 1, 1.0,
+                            class_names={1: m.targets[0]}), shape=m.box[::-1])
+
+
 def _process(row: dict) -> str:
     return row["name"].split(" ")[0].split(":")[-1]
 
@@ -74,14 +84,29 @@ def test_pipeline_runs_resumes_and_reruns_only_what_a_change_touches(nf_work):
     assert len(rows) == n and all(r["status"] == "CACHED" for r in rows), [(r["name"], r["status"]) for r in rows]
 
     # A reconstruction parameter changed: reconstruct and what follows it run again, the rest is cached.
+    # The same run fine-tunes on one "experimental" tomogram (a test tomogram of the first run, its
+    # truth as a STAR file) and scores another on its own, before and after fine-tuning.
+    exp = nf_work / "exp"
+    exp.mkdir()
+    for tomo, sample in (("sample_003_c02", "sample_003"), ("sample_003_c47", "sample_003")):
+        shutil.copy(nf_work / "out" / "reconstruct" / tomo / "tomogram.mrc", exp / f"{tomo}.mrc")
+        _star_of(nf_work / "out" / "tetris" / sample / "sample.json", exp / f"{tomo}.star")
     params = nf_work / "radial.json"
-    params.write_text(json.dumps({"reconstruction": {"voxel_size": 16.0, "radial": [0.4, 0.5]}}))
+    params.write_text(json.dumps({
+        "reconstruction": {"voxel_size": 16.0, "radial": [0.4, 0.5]},
+        "experimental": [{"name": "a", "tomogram": str(exp / "sample_003_c02.mrc"), "truth": str(exp / "sample_003_c02.star")}],
+        "finetune": {"tomograms": [{"name": "b", "tomogram": str(exp / "sample_003_c47.mrc"),
+                                    "picks": str(exp / "sample_003_c47.star")}], "epochs": 2, "steps": 4}}))
     rows, log = _run(nf_work, "-resume", "-params-file", str(params))
     status = {}
     for r in rows:
         status.setdefault(_process(r), set()).add(r["status"])
     assert all(status[p] == {"CACHED"} for p in UPSTREAM), status
     assert all(status[p] == {"COMPLETED"} for p in status.keys() - UPSTREAM), status
+    assert {"FINETUNE", "PICK_FINETUNED", "EVALUATE_EXP"} <= status.keys(), status
+    for name in ("a", "a_finetuned"):
+        rep = json.loads((nf_work / "out" / "evaluate_exp" / name / "report.json").read_text())
+        assert rep["tomograms"][0]["n_truth"] > 0 and 50 < rep["distance_angstrom"] < 300, name
 
 
 def test_stub_run_walks_the_whole_graph_with_finetuning(nf_work):

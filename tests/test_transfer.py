@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from templearn.density import VOLUME_PER_DALTON
 from templearn.orchestrator import transfer as T
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,8 +33,8 @@ def test_random_placement_never_overlaps_and_keeps_the_target_count():
     assert sum(k.startswith("t") for k in keys) == 20         # every target placed
     assert np.all(c[:, 2] >= r - 1e-9) and np.all(c[:, 2] <= size[2] - r + 1e-9)   # inside the slab in z
     mass = {b.key: b.mass_da for b in _bodies()}
-    fraction = sum(mass[k] for k in keys) * T.A3_PER_DA / size.prod()
-    assert 0.03 < fraction <= 0.08 + 2.5e6 * T.A3_PER_DA / size.prod()
+    fraction = sum(mass[k] for k in keys) * VOLUME_PER_DALTON / size.prod()
+    assert 0.03 < fraction <= 0.08 + 2.5e6 * VOLUME_PER_DALTON / size.prod()
     assert {k for k in keys if k.startswith("d")} == {"d0", "d1", "d2"}   # every species present
 
 

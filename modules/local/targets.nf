@@ -9,7 +9,8 @@ process TARGETS {
     path structures
 
     output:
-    tuple val(sample), val(condition), path(tomogram), path("${tomo}/targets.mrc"), emit: pair
+    // the folder: targets.mrc with targets.json (class names and radii, which train records in the model card)
+    tuple val(sample), val(condition), path(tomogram), path("${tomo}", type: 'dir'), emit: pair
     path "versions.yml", emit: versions
 
     script:
@@ -29,7 +30,7 @@ process TARGETS {
     stub:
     tomo = String.format('%s_c%02d', sample, condition as int)
     """
-    mkdir -p ${tomo} && touch ${tomo}/targets.mrc
+    mkdir -p ${tomo} && touch ${tomo}/targets.mrc ${tomo}/targets.json
     echo '"${task.process}": {templearn: stub}' > versions.yml
     """
 }

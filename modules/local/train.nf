@@ -7,7 +7,7 @@ process TRAIN {
 
     input:
     path train_tomograms, stageAs: 'data/train/t???/*'
-    path train_targets,   stageAs: 'data/train/l???/*'
+    path train_targets,   stageAs: 'data/train/l???/*'   // targets folders (targets.mrc + targets.json)
     path val_tomograms,   stageAs: 'data/val/t???/*'
     path val_targets,     stageAs: 'data/val/l???/*'
 
@@ -19,8 +19,8 @@ process TRAIN {
     script:
     def args = task.ext.args ?: ''
     def as_list = { x -> x instanceof List ? x : (x ? [x] : []) }
-    def pairs = [as_list(train_tomograms), as_list(train_targets)].transpose().collect { t, l -> "--tomogram ${t} --targets ${l}" }.join(' ')
-    def val_pairs = [as_list(val_tomograms), as_list(val_targets)].transpose().collect { t, l -> "--val-tomogram ${t} --val-targets ${l}" }.join(' ')
+    def pairs = [as_list(train_tomograms), as_list(train_targets)].transpose().collect { t, l -> "--tomogram ${t} --targets ${l}/targets.mrc" }.join(' ')
+    def val_pairs = [as_list(val_tomograms), as_list(val_targets)].transpose().collect { t, l -> "--val-tomogram ${t} --val-targets ${l}/targets.mrc" }.join(' ')
     """
     templearn-deepfinder-train train ${pairs} ${val_pairs} --out train --seed ${params.seed} ${args}
 

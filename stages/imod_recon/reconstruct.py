@@ -172,11 +172,7 @@ def bin_tomogram(tomogram: str | os.PathLike, out_dir: str | os.PathLike, voxel_
     """Bin a tomogram to ``voxel_size`` Å (a model's voxel size) by Fourier cropping, turned to
     ``[z, y, x]`` first when ``orientation`` (``auto``: detected from the shape) says it is IMOD's
     unrotated ``yzx``. Writes ``out_dir/<stem>.mrc``, ``<stem>.png`` and ``provenance.json``."""
-    from .binning import ORIENTATIONS
-
     tomogram, out_dir = Path(tomogram), Path(out_dir)
-    if orientation not in ORIENTATIONS:
-        raise TemplearnError(f"--orientation must be one of {', '.join(ORIENTATIONS)}, got {orientation!r}")
     volume, voxel = read_mrc(tomogram, mmap=True)
     if volume.ndim != 3:
         raise TemplearnError(f"a tomogram must be a 3D volume, got shape {volume.shape}", tomogram)

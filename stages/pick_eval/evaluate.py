@@ -28,7 +28,6 @@ from templearn.picks import Picks, read_picks
 from templearn.matching import match, prf
 
 MAX_THRESHOLDS = 200
-
 ORIENTATION_BINS = 5
 
 
