@@ -279,10 +279,10 @@ def match_steps(run_cfg: RunConfig, tomos: list) -> list[graph.Step]:
     steps = []
     for t in tomos:
         sid = f"match/{t.name}"
-        argv = ["templearn-pick-eval", "match", str(t.tomogram), "--template", template, "--out", sid,
-                "--angular-step", graph._num(tm.angular_step)]
-        if tm.n_peaks:
-            argv += ["--n-peaks", str(tm.n_peaks)]
+        argv = ["templearn-pick-eval", "match", str(t.tomogram), "--template", template, "--out", sid]
+        graph._opt(argv, "--angular-step", tm.angular_step)
+        graph._opt(argv, "--time-budget", tm.time_budget)
+        graph._opt(argv, "--n-peaks", tm.n_peaks)
         argv += tm.extra_args
         steps.append(graph.Step(sid, "match", argv, [str(t.tomogram), *graph._files([template])],
                                 [f"{sid}/{graph.PICKS_FILE}"]))

@@ -310,6 +310,7 @@ def build(cfg: RunConfig) -> list[Step]:
             tm = cfg.template_matching
             argv = ["templearn-pick-eval", "match", tomogram, "--template", template, "--out", mid]
             _opt(argv, "--angular-step", tm.angular_step)
+            _opt(argv, "--time-budget", tm.time_budget)
             _opt(argv, "--n-peaks", tm.n_peaks)
             _opt(argv, "--mask", mask)
             _opt(argv, "--contrast", contrast.get(tomo))

@@ -103,7 +103,7 @@ def atoms_to_map(
 ) -> tuple[np.ndarray, np.ndarray]:
     """e2pdb2mrc's density of ``atoms``, averaged over voxels of ``voxel_size`` Å.
 
-    ``atoms``: a :class:`~templearn.structures.Atoms` (weights = atomic numbers) or an ``(n, 3)``
+    ``atoms``: a :class:`~templearn.atoms.Atoms` (weights = atomic numbers) or an ``(n, 3)``
     array of ``[x, y, z]`` Å (then ``weights`` are required). ``resolution`` (Å) sets the
     Gaussian width ``w = resolution / pi``. ``pad`` (Å, default ``3 w``) is added around the
     farthest atom. ``center`` (Å, ``[x, y, z]``) defaults to the centre of mass.

@@ -20,6 +20,7 @@ import numpy as np
 
 from .atomic import atomic_path, write_text
 from .errors import TemplearnError
+from .pick_table import Picks
 
 
 def _convert(angles, source: str, dest: str) -> np.ndarray:
@@ -69,8 +70,6 @@ def write_tbl(path: Path, picks) -> list[Path]:
 
 
 def read_tbl(path: Path, voxel_size: float | None, tomogram: str | None):
-    from .picks import Picks
-
     import dynamotable
     path = Path(path)
     if not path.read_text().strip():        # no particles: valid, but then no apix either

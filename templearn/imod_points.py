@@ -16,6 +16,7 @@ import numpy as np
 
 from .atomic import write_text
 from .errors import TemplearnError
+from .pick_table import Picks
 
 OFFSET = np.array([0.5, 0.5, 0.0])
 
@@ -32,8 +33,6 @@ def write_points(path: Path, picks) -> list[Path]:
 
 
 def read_points(path: Path, voxel_size: float | None, tomogram: str | None):
-    from .picks import Picks
-
     if voxel_size is None:
         raise TemplearnError("an IMOD point file does not record the voxel size: give it (e.g. --voxel-size)", path)
     rows = []

@@ -1,6 +1,6 @@
-"""Picks (particle coordinates) and the formats users load elsewhere.
+"""Picks files: the formats users load elsewhere, read and written by suffix.
 
-A :class:`Picks` table holds, for each particle, the tomogram it is in, its position in voxels
+A :class:`~templearn.pick_table.Picks` table holds, for each particle, the tomogram it is in, its position in voxels
 ``[x, y, z]`` (voxel centres at integers, see :mod:`templearn.manifest`) with the voxel size in
 Å, a class label (1..K), a score (cluster size for DeepFinder picks, correlation for template
 matching) and optionally ZYZ RELION Euler angles in degrees.
@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import os
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,67 +36,9 @@ import numpy as np
 from .atomic import write_json, write_text
 from .errors import TemplearnError
 from .euler import euler_to_matrix, matrix_to_euler
+from .pick_table import Picks
 
 FORMATS = (".star", ".csv", ".xml", ".json", ".tbl", ".txt")
-
-
-@dataclass
-class Picks:
-    xyz: np.ndarray                      # (n, 3) voxels, [x, y, z]
-    voxel_size: float                    # Å
-    tomogram: np.ndarray                 # (n,) str
-    label: np.ndarray                    # (n,) int, 1..K
-    score: np.ndarray                    # (n,) float
-    euler: np.ndarray | None = None      # (n, 3) degrees, ZYZ RELION
-    class_names: dict[int, str] = field(default_factory=dict)
-    # (n,) bool: the picks the picker's default cut accepts; None means all. Rejected candidates
-    # are kept (written with accepted = 0 in CSV) so that a user can move the cut afterwards.
-    accepted: np.ndarray | None = None
-
-    def __post_init__(self):
-        self.xyz = np.asarray(self.xyz, dtype=float).reshape(-1, 3)
-        n = len(self.xyz)
-        self.tomogram = _broadcast(self.tomogram, n, str)
-        self.label = _broadcast(self.label, n, int)
-        self.score = _broadcast(self.score, n, float)
-        if self.euler is not None:
-            self.euler = np.asarray(self.euler, dtype=float).reshape(n, 3)
-        if self.accepted is not None:
-            self.accepted = _broadcast(self.accepted, n, bool)
-
-    def __len__(self) -> int:
-        return len(self.xyz)
-
-    @classmethod
-    def empty(cls, voxel_size: float) -> "Picks":
-        return cls(np.zeros((0, 3)), voxel_size, np.array([], str), np.array([], int), np.array([], float))
-
-    def select(self, mask) -> "Picks":
-        mask = np.asarray(mask)
-        return Picks(
-            self.xyz[mask], self.voxel_size, self.tomogram[mask], self.label[mask], self.score[mask],
-            None if self.euler is None else self.euler[mask], dict(self.class_names),
-            None if self.accepted is None else self.accepted[mask],
-        )
-
-    def written(self) -> "Picks":
-        """The accepted picks only (what the picks files a user imports hold)."""
-        return self if self.accepted is None else self.select(self.accepted)
-
-    def xyz_angstrom(self) -> np.ndarray:
-        return self.xyz * self.voxel_size
-
-    def class_name(self, label: int) -> str:
-        return self.class_names.get(int(label), f"class{int(label)}")
-
-
-def _broadcast(value, n, typ):
-    arr = np.asarray(value)
-    if arr.ndim == 0:
-        arr = np.full(n, arr.item())
-    if len(arr) != n:
-        raise ValueError(f"expected {n} values, got {len(arr)}")
-    return arr.astype(typ)
 
 
 # --- writing ---------------------------------------------------------------------------------

@@ -35,11 +35,17 @@ def track(items: Iterable[T], description: str, total: int | None = None) -> Ite
             last = now
             of = f"/{total}" if total else ""
             # the time left at the rate so far: long steps say early how long they will take
-            left = f", ~{_duration((now - start) / i * (total - i))} left" if total and i < total else ""
+            left = f", ~{duration((now - start) / i * (total - i))} left" if total and i < total else ""
             print(f"{description}: {i}{of} ({now - start:.0f} s{left})", file=sys.stderr, flush=True)
 
 
-def _duration(seconds: float) -> str:
+def say(message: str) -> None:
+    """One line of what a long step is about to do (silent under ``TEMPLEARN_QUIET``)."""
+    if not os.environ.get("TEMPLEARN_QUIET"):
+        print(message, file=sys.stderr, flush=True)
+
+
+def duration(seconds: float) -> str:
     """``42 s``, ``12 min``, ``3.5 h``."""
     if seconds < 90:
         return f"{seconds:.0f} s"

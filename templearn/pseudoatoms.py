@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atoms import Atoms, write_structure
 from .errors import TemplearnError
 from .mrc import read_mrc
 
@@ -36,13 +37,11 @@ def volume_to_pseudoatoms(
     phosphorus_fraction: float = 0.1,
     seed: int = 0,
 ):
-    """Binarize ``volume`` ([z, y, x]) and return :class:`~templearn.structures.Atoms`.
+    """Binarize ``volume`` ([z, y, x]) and return :class:`~templearn.atoms.Atoms`.
 
     ``threshold`` defaults to Otsu's threshold of the map. Raises ``ValueError`` if nothing is
     above it.
     """
-    from .structures import Atoms
-
     if not 0 <= phosphorus_fraction <= 1:
         raise ValueError(f"phosphorus fraction must lie in [0, 1], got {phosphorus_fraction}")
     t = otsu_threshold(volume.ravel()) if threshold is None else float(threshold)
@@ -102,6 +101,4 @@ def _chain_name(i: int) -> str:
 
 
 def write_pseudoatoms(path: str | os.PathLike, atoms) -> Path:
-    from .structures import write_structure
-
     return write_structure(path, pseudoatoms_to_structure(atoms))

@@ -29,6 +29,7 @@ import numpy as np
 
 from .atomic import atomic_path
 from .errors import TemplearnError
+from .pick_table import Picks
 
 FORMATS = ("relion5", "relion4")
 TOMOGRAMS_FILE = "tomograms.star"
@@ -182,8 +183,6 @@ def read_star(path: Path, voxel_size: float | None, tomogram: str | None, *, tom
     ``tomograms``: a ``tomograms.star`` (default: the one beside ``path``); ``shape``: [z, y, x]
     of the tomogram(s) at ``voxel_size`` when there is no tomograms table.
     """
-    from .picks import Picks
-
     path = Path(path)
     data = _read_blocks(path)
     df = _particles(data, path)

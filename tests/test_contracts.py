@@ -276,13 +276,15 @@ def test_config_typo_names_the_key(tmp_path):
 
 @pytest.fixture(scope="module")
 def ake_structure():
-    from templearn.structures import read_structure, resolve
+    from templearn.atoms import read_structure
+    from templearn.structures import resolve
 
     return read_structure(resolve("1ake"))
 
 
 def test_structures_from_paths_in_every_format(tmp_path, ake_structure):
-    from templearn.structures import atoms_of, load_atoms, resolve, structure_id
+    from templearn.atoms import atoms_of
+    from templearn.structures import load_atoms, resolve, structure_id
 
     ref = atoms_of(ake_structure)
     ake_structure.write_pdb(str(tmp_path / "1AKE.pdb"))
@@ -325,7 +327,8 @@ def test_structure_download_from_a_real_http_server(tmp_path, monkeypatch, ake_s
     """A PDB ID absent from the mirror is fetched over HTTP (a real server on 127.0.0.1) and cached."""
     from functools import partial
 
-    from templearn.structures import atoms_of, load_atoms, resolve
+    from templearn.atoms import atoms_of
+    from templearn.structures import load_atoms, resolve
 
     served = tmp_path / "served"
     served.mkdir()

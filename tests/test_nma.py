@@ -13,7 +13,8 @@ from templearn.errors import TemplearnError
 from templearn.stages.nma import anm as anm_mod
 from templearn.stages.nma import extend
 from templearn.stages.nma.variants import load_template, make_variants
-from templearn.structures import atoms_of, load_atoms, read_structure, resolve, structure_id
+from templearn.atoms import atoms_of, read_structure
+from templearn.structures import load_atoms, resolve, structure_id
 
 N_MODES = 20
 

@@ -332,6 +332,36 @@ def test_template_matching_finds_the_particles(tmp_path):
     assert (out2 / "picks.csv").read_text() == (out / "picks.csv").read_text()
 
 
+def test_default_angular_step_is_the_particles_within_the_time_budget(tmp_path, capsys):
+    from templearn.stages.pick_eval.rotations import n_rotations
+    from templearn.stages.pick_eval.template_matching import (COARSER_STEPS, Search, choose_angular_step,
+                                                              crowther_step)
+
+    # Crowther: the step at which the particle's edge moves by one resolution element.
+    assert crowther_step(10.0, 8.0, 16.0) == pytest.approx(np.degrees(np.arctan(16.0 / 160.0)))
+    vol, _, _ = _synthetic_tomogram()
+    search = Search(-vol, _asymmetric_template(), radius=8.0)
+    needed = crowther_step(8.0, VS, 2 * VS)
+    roomy = choose_angular_step(search, VS, 2 * VS, budget_s=1e9)
+    assert roomy.step == pytest.approx(needed) and roomy.n_rotations == n_rotations(needed)
+    per = roomy.seconds_per_rotation
+    assert per > 0 and roomy.seconds == pytest.approx(roomy.n_rotations * per)
+    # A budget for ~1000 rotations: the finest step that fits, and the next finer one would not.
+    mid = choose_angular_step(search, VS, 2 * VS, budget_s=1000 * per, per=per)
+    assert needed < mid.step <= 30 and mid.n_rotations <= 1000
+    assert all(n_rotations(s) > 1000 for s in COARSER_STEPS if needed < s < mid.step)
+    tight = choose_angular_step(search, VS, 2 * VS, budget_s=1e-6)
+    assert tight.step == 30.0 and "over" in tight.reason
+    assert choose_angular_step(search, VS, 2 * VS, budget_s=1e-6, step=45.0).step == 45.0
+    # --time-estimate says what the default would do and writes nothing.
+    tomo = write_mrc(tmp_path / "tomo.mrc", vol, VS)
+    tpl = write_mrc(tmp_path / "tpl.mrc", _asymmetric_template(), VS)
+    capsys.readouterr()
+    assert cli(["match", tomo, "--template", tpl, "--out", tmp_path / "o", "--time-estimate", "--time-budget", 1]) == 0
+    line = capsys.readouterr().out
+    assert "rotations at" in line and "estimated" in line and not (tmp_path / "o").exists()
+
+
 def test_template_matching_errors(tmp_path, capsys):
     tpl = write_mrc(tmp_path / "tpl.mrc", _asymmetric_template(), VS)
     flat = write_mrc(tmp_path / "flat.mrc", np.zeros((20, 30, 30), np.float32), VS)

@@ -16,7 +16,8 @@ from templearn.errors import TemplearnError
 from templearn.euler import euler_to_matrix
 from templearn.manifest import Manifest
 from templearn.mrc import read_mrc
-from templearn.structures import load_atoms, read_structure, resolve, write_structure
+from templearn.atoms import read_structure, write_structure
+from templearn.structures import load_atoms, resolve
 
 from templearn.stages.tetris.sample import pack_sample
 

@@ -80,7 +80,7 @@ def load_template(spec: str | os.PathLike, *, seed: int = 0, map_threshold: floa
     """Resolve ``spec`` (path, PDB ID, or MRC map) and choose its network nodes."""
     from templearn.mrc import read_mrc
     from templearn.pseudoatoms import pseudoatoms_to_structure, volume_to_pseudoatoms
-    from templearn.structures import atoms_of, read_structure
+    from templearn.atoms import atoms_of, read_structure
 
     path = resolve(spec)
     # A PDB ID names its variants, whatever the file found for it is called (pdb1ake.pdb, ...).
@@ -216,7 +216,7 @@ def _nearest_distance(xyz: np.ndarray) -> np.ndarray:
 
 
 def _variants_of(t: Template, out_dir: Path, n_variants, amplitude, n_modes, cutoff, gamma, seed, fmt, track) -> TemplateResult:
-    from templearn.structures import write_structure
+    from templearn.atoms import write_structure
 
     start = time.monotonic()
     try:

@@ -89,8 +89,10 @@ def match(
     tomogram: Optional[Path] = typer.Argument(None, help="Tomogram (MRC) (or --copick-config)."),
     template: str = typer.Option(..., "--template", help="Template: MRC map, structure file or PDB ID."),
     out: Path = typer.Option(..., "--out", help="Output folder."),
-    angular_step: float = typer.Option(15.0, "--angular-step", help="Angular step in degrees (15: 4416 rotations, 30: 552)."),
+    angular_step: Optional[float] = typer.Option(None, "--angular-step", help="Angular step in degrees (15: 4416 rotations, 30: 552) [default: the particle's Crowther step, atan(resolution / diameter), coarsened to fit --time-budget]."),
     tilt_range: float = typer.Option(60.0, "--tilt-range", help="Largest tilt angle in degrees (missing wedge beyond)."),
+    time_budget: float = typer.Option(30.0, "--time-budget", help="Minutes the default angular step must fit in (one rotation is timed on this tomogram first)."),
+    time_estimate: bool = typer.Option(False, "--time-estimate", help="Print the angular step, rotations and estimated time, then stop (nothing written)."),
     n_peaks: Optional[int] = typer.Option(None, "--n-peaks", help="Peaks to extract [default: as many spheres of --min-distance as the volume holds, <= 2000]."),
     min_distance: Optional[float] = typer.Option(None, "--min-distance", help="Exclusion radius around a peak, voxels [default: radius of the sphere of the template's volume at half maximum]."),
     resolution: Optional[float] = typer.Option(None, "--resolution", help="Low-pass of the template, Å [default: 2x voxel size for structures, none for maps]."),
@@ -110,7 +112,8 @@ def match(
     from .template_matching import run_match
 
     copick = target(copick_config, run, voxel_spacing, tomo_type, copick_user, copick_session, copick_object, tomogram)
-    run_match(tomogram, template, out, angular_step=angular_step, tilt_range=tilt_range, n_peaks=n_peaks,
+    run_match(tomogram, template, out, angular_step=angular_step, tilt_range=tilt_range, time_budget=time_budget,
+              time_estimate=time_estimate, n_peaks=n_peaks,
               min_distance=min_distance, resolution=resolution, mask=mask, contrast=contrast, class_name=class_name,
               false_alarms=false_alarms, min_score=min_score, star_format=star_format, copick=copick)
 

@@ -29,6 +29,13 @@ def angle_grid(step: float) -> np.ndarray:
     return np.array(out, float)
 
 
+def n_rotations(step: float) -> int:
+    """``len(angle_grid(step))`` without building it."""
+    n_tilt = int(round(180.0 / step))
+    rings = sum(max(1, int(round(360.0 * np.sin(np.radians(t)) / step))) for t in np.linspace(0.0, 180.0, n_tilt + 1))
+    return rings * max(1, int(round(360.0 / step)))
+
+
 def rotate_volume(volume: np.ndarray, euler, order: int = 1) -> np.ndarray:
     """``volume`` [z, y, x] turned into the pose ``A(euler)`` about its centre voxel
     (``(n - 1) / 2``): ``out(p) = in(Aᵀ (p - c) + c)`` with ``p`` as ``[x, y, z]``."""

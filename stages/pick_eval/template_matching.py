@@ -18,12 +18,14 @@ Arrays are ``[z, y, x]``; positions ``[x, y, z]`` voxels.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
 from templearn.contrast import check_contrast
 from templearn.errors import TemplearnError
+from templearn.progress import duration, say
 
 from .rotations import rotate_volume
 
@@ -105,53 +107,139 @@ class MatchResult:
     n_trials: int = 0
 
 
+class Search:
+    """One tomogram prepared for template matching: its spectrum and local normalisation under
+    the template's spherical mask (computed once, rotation invariant); :meth:`score` does one
+    rotation. Built once per tomogram: :func:`choose_angular_step` times it, then
+    :func:`match_template` runs it."""
+
+    def __init__(self, tomogram: np.ndarray, template: np.ndarray, *, tilt_range: float = 60.0,
+                 radius: float | None = None, workers: int = -1):
+        f = np.asarray(tomogram, np.float32)
+        if float(f.std()) == 0.0:
+            raise TemplearnError("the tomogram is constant (empty): nothing to match")
+        self.shape, self.template = f.shape, template
+        half = template.shape[0] // 2
+        self.radius = float(radius if radius is not None else half)
+        self.mask = sphere(template.shape, min(self.radius, half))
+        self.n_mask = float(self.mask.sum())
+        self.inside = self.mask > 0
+        self.plan = plan = _Correlator(f, template.shape[0], workers)
+        s1 = plan.correlate(self.mask, plan.F) / self.n_mask
+        s2 = plan.correlate(self.mask, plan.F2) / self.n_mask
+        plan.F2 = None  # only the local variance needs the squared volume's spectrum
+        sigma = np.sqrt(np.clip(s2 - s1 ** 2, 0, None))
+        del s1, s2
+        # Flat regions (pad, empty corners) would divide by ~0: floor at a small fraction.
+        sigma = np.maximum(sigma, 1e-2 * float(np.median(sigma)) + 1e-12).astype(np.float32)
+        self.inv = (1.0 / (self.n_mask * sigma)).astype(np.float32)
+        self.wedge = wedge_weight(template.shape, tilt_range)
+
+    def score(self, euler) -> np.ndarray | None:
+        """NCC [z, y, x] of the template turned to ``euler`` (None if nothing of it is left
+        after the wedge); a view into the correlator's buffer, valid until the next call."""
+        m = self.mask
+        t = rotate_volume(self.template, euler)
+        t = np.fft.irfftn(np.fft.rfftn(t) * self.wedge, s=t.shape).astype(np.float32) * m
+        t[self.inside] -= t[self.inside].mean()
+        t *= m
+        norm = float(np.sqrt((t ** 2).sum()))
+        if norm == 0.0:
+            return None
+        t *= np.sqrt(self.n_mask) / norm
+        c = self.plan.correlate(t, self.plan.F)
+        return np.multiply(c, self.inv, out=c)
+
+    def seconds_per_rotation(self, repeats: int = 2) -> float:
+        """Wall time of one rotation on this tomogram, the best of ``repeats`` (the first also
+        plans the FFTs)."""
+        import time
+
+        best = float("inf")
+        for i in range(repeats + 1):
+            t0 = time.perf_counter()
+            self.score((37.0 * i, 53.0, 71.0))
+            if i:
+                best = min(best, time.perf_counter() - t0)
+        return best
+
+
+def crowther_step(radius: float, voxel_size: float, resolution: float) -> float:
+    """The angular step (degrees) a particle needs: ``atan(resolution / diameter)`` (the Crowther
+    criterion as pytom-match-pick uses it), with the template's mask ``radius`` (voxels) as its
+    half-diameter and ``resolution`` (Å) its low-pass."""
+    return float(np.degrees(np.arctan(resolution / (2.0 * radius * voxel_size))))
+
+
+# Steps tried, finest first, when the particle's own step does not fit the time budget; beyond
+# 30° the rotations are too sparse to find anything but spheres.
+COARSER_STEPS = (5.0, 6.0, 7.5, 9.0, 10.0, 12.0, 15.0, 18.0, 20.0, 24.0, 30.0)
+
+
+@dataclass
+class StepChoice:
+    step: float
+    n_rotations: int
+    needed: float                 # the particle's own step (Crowther)
+    seconds_per_rotation: float
+    seconds: float                # the estimate for the whole search
+    budget: float                 # seconds
+    reason: str
+
+    def line(self) -> str:
+        return (f"template matching: {self.n_rotations} rotations at {self.step:g}° ({self.reason}), "
+                f"~{duration(self.seconds)} estimated ({self.seconds_per_rotation:.2f} s per rotation)")
+
+
+def choose_angular_step(search: Search, voxel_size: float, resolution: float, budget_s: float,
+                        step: float | None = None, per: float | None = None) -> StepChoice:
+    """``step`` when given; else the particle's Crowther step, or the finest of
+    :data:`COARSER_STEPS` whose estimated time (rotations x ``per``, the time of one rotation,
+    measured on ``search`` unless given) fits ``budget_s``, at most 30°."""
+    from .rotations import n_rotations
+
+    needed = crowther_step(search.radius, voxel_size, resolution)
+    per = search.seconds_per_rotation() if per is None else per
+    if step is not None:
+        reason = "as asked"
+    else:
+        tries = [needed] + [s for s in COARSER_STEPS if s > needed]
+        step = next((s for s in tries if n_rotations(s) * per <= budget_s), tries[-1])
+        if step == needed:
+            reason = f"the particle's Crowther step, within the {budget_s / 60:g} min budget"
+        elif n_rotations(step) * per <= budget_s:
+            reason = (f"coarser than the particle's {needed:.1f}° ({n_rotations(needed)} rotations, "
+                      f"~{duration(n_rotations(needed) * per)}) to fit the {budget_s / 60:g} min budget")
+        else:
+            reason = (f"the coarsest step; over the {budget_s / 60:g} min budget: bin the tomogram "
+                      "(imod-recon bin-tomogram) or mask it")
+    n = n_rotations(step)
+    return StepChoice(float(step), n, needed, per, n * per, budget_s, reason)
+
+
 def match_template(tomogram: np.ndarray, template: np.ndarray, eulers: np.ndarray, *,
                    tilt_range: float = 60.0, radius: float | None = None, workers: int = -1,
-                   progress=None) -> MatchResult:
+                   progress=None, search: Search | None = None) -> MatchResult:
     """NCC of ``template`` (odd cubic box, particle bright, centred) over ``tomogram`` for each
-    rotation in ``eulers`` ``(n, 3)``; see the module docstring.
+    rotation in ``eulers`` ``(n, 3)``; see the module docstring. ``search``: the tomogram already
+    prepared (:class:`Search`), else prepared here.
 
     Per rotation the work is one forward and one inverse real FFT of the padded volume (its
     floor: ``benchmarks/bench_pick_eval.py`` measures both): the template's forward FFT is
     pruned (its zero planes are never transformed) and every full-size step is in place, in
     float32."""
-    f = np.asarray(tomogram, np.float32)
-    if float(f.std()) == 0.0:
-        raise TemplearnError("the tomogram is constant (empty): nothing to match")
-    b = template.shape[0]
-    half = b // 2
-    radius = float(radius if radius is not None else half)
-    mask = sphere(template.shape, min(radius, half))
-    n_mask = float(mask.sum())
-    inside = mask > 0
-    plan = _Correlator(f, b, workers)
-    s1 = plan.correlate(mask, plan.F) / n_mask
-    s2 = plan.correlate(mask, plan.F2) / n_mask
-    plan.F2 = None  # only the local variance needs the squared volume's spectrum
-    sigma = np.sqrt(np.clip(s2 - s1 ** 2, 0, None))
-    del s1, s2
-    # Flat regions (pad, empty corners) would divide by ~0: floor at a small fraction.
-    sigma = np.maximum(sigma, 1e-2 * float(np.median(sigma)) + 1e-12).astype(np.float32)
-    inv = (1.0 / (n_mask * sigma)).astype(np.float32)
-    del sigma
-    wedge = wedge_weight(template.shape, tilt_range)
-
-    scores = np.full(f.shape, -np.inf, np.float32)
-    best = np.zeros(f.shape, np.int32)
-    better = np.zeros(f.shape, bool)
+    if search is None:
+        search = Search(tomogram, template, tilt_range=tilt_range, radius=radius, workers=workers)
+    shape = search.shape
+    scores = np.full(shape, -np.inf, np.float32)
+    best = np.zeros(shape, np.int32)
+    better = np.zeros(shape, bool)
     items = range(len(eulers)) if progress is None else progress(range(len(eulers)))
     total, total2, n_sampled = 0.0, 0.0, 0
     for i in items:
-        t = rotate_volume(template, eulers[i])
-        t = np.fft.irfftn(np.fft.rfftn(t) * wedge, s=t.shape).astype(np.float32) * mask
-        t[inside] -= t[inside].mean()
-        t *= mask
-        norm = float(np.sqrt((t ** 2).sum()))
-        if norm == 0.0:
+        c = search.score(eulers[i])
+        if c is None:
             continue
-        t *= np.sqrt(n_mask) / norm
-        c = plan.correlate(t, plan.F)
-        np.multiply(c, inv, out=c)
         np.greater(c, scores, out=better)
         np.copyto(scores, c, where=better)
         np.copyto(best, i, where=better)
@@ -162,8 +250,8 @@ def match_template(tomogram: np.ndarray, template: np.ndarray, eulers: np.ndarra
         n_sampled += sub.size
     mean = total / max(n_sampled, 1)
     std = float(np.sqrt(max(total2 / max(n_sampled, 1) - mean ** 2, 0.0)))
-    n_trials = int(f.size) * len(eulers) if n_sampled else 0
-    return MatchResult(scores, best, np.asarray(eulers), radius, mean, std, n_trials)
+    n_trials = int(np.prod(shape)) * len(eulers) if n_sampled else 0
+    return MatchResult(scores, best, np.asarray(eulers), search.radius, mean, std, n_trials)
 
 
 def false_alarm_cut(res: MatchResult, false_alarms: float = 1.0) -> float:
@@ -285,8 +373,10 @@ def run_match(
     template: str,
     out_dir,
     *,
-    angular_step: float = 15.0,
+    angular_step: float | None = None,
     tilt_range: float = 60.0,
+    time_budget: float = 30.0,
+    time_estimate: bool = False,
     n_peaks: int | None = None,
     min_distance: float | None = None,
     resolution: float | None = None,
@@ -329,7 +419,7 @@ def run_match(
     out_dir = Path(out_dir)
     check_star_format(star_format)
     check_contrast(contrast)
-    if not 0 < angular_step <= 180:
+    if angular_step is not None and not 0 < angular_step <= 180:
         raise TemplearnError(f"--angular-step must be in (0, 180] degrees, got {angular_step}")
     if not 0 < tilt_range <= 90:
         raise TemplearnError(f"--tilt-range must be in (0, 90] degrees, got {tilt_range}")
@@ -339,6 +429,8 @@ def run_match(
         copick_io.object_names(copick, {1: name})
     check_tomogram(volume, tomogram)
     mask_arr = read_mask(mask, volume.shape) if mask is not None else None
+    if not time_budget > 0:
+        raise TemplearnError(f"--time-budget must be positive (minutes), got {time_budget}")
     try:
         tpl, radius = prepare_template(load_template(template, voxel, resolution))
     except TemplearnError as exc:
@@ -348,8 +440,15 @@ def run_match(
                              f"tomogram {volume.shape}: wrong voxel size?", template)
     if contrast == "dark":
         volume = -volume
+    search = Search(volume, tpl, tilt_range=tilt_range, radius=radius)
+    choice = choose_angular_step(search, voxel, resolution or 2.0 * voxel, time_budget * 60.0, angular_step)
+    if time_estimate:
+        print(choice.line(), flush=True)
+        return {"estimate": dataclasses.asdict(choice)}
+    say(choice.line())
+    angular_step = choice.step
     eulers = angle_grid(angular_step)
-    res = match_template(volume, tpl, eulers, tilt_range=tilt_range, radius=radius,
+    res = match_template(volume, tpl, eulers, search=search,
                          progress=lambda it: track(it, "template matching: rotations"))
     if min_distance is None:
         min_distance = equivalent_radius(tpl)
@@ -377,11 +476,13 @@ def run_match(
         rejected=picks.select(~picks.accepted).xyz))
     written.append(plots.score_histogram(out_dir / "scores.png", {name: peak_scores}, {name: cut}, "peak NCC",
                                          f"{tomo_name}: peaks and the cut ({rule})"))
-    summary = {"n_rotations": len(eulers), "n_peaks": len(picks), "n_accepted": len(kept), "cut": cut,
+    summary = {"angular_step": angular_step, "step_choice": choice.reason,
+               "seconds_per_rotation": choice.seconds_per_rotation, "n_rotations": len(eulers), "n_peaks": len(picks), "n_accepted": len(kept), "cut": cut,
                "cut_rule": rule, "search_mean": res.search_mean, "search_std": res.search_std,
                "n_trials": res.n_trials, "template_radius_voxels": radius, "template_box": int(tpl.shape[0])}
     provenance.record(out_dir, "pick-eval match",
                       {"template": str(template), "angular_step": angular_step, "tilt_range": tilt_range,
+                       "time_budget": time_budget,
                        "n_peaks": n_peaks, "min_distance": min_distance, "resolution": resolution,
                        "mask": mask, "contrast": contrast, "class_name": name, "false_alarms": false_alarms,
                        "min_score": min_score, "star_format": star_format,
