@@ -388,3 +388,38 @@ def test_pseudoatoms_of_a_sphere(tmp_path):
     assert len(load_atoms(tmp_path / "ball.mrc")) == len(default)
     with pytest.raises(TemplearnError, match="no voxel above"):
         map_to_pseudoatoms(tmp_path / "ball.mrc", threshold=2.0)
+
+
+def test_no_import_cycles():
+    """No module of templearn, the stages or the orchestrator imports itself back through others,
+    deferred (function-level) imports included: one place for each contract, layered."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    files = {}
+    for d in ("templearn", "stages", "orchestrator"):
+        for f in (root / d).rglob("*.py"):
+            parts = list(f.relative_to(root).with_suffix("").parts)
+            files[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = f
+    graph = {}
+    for mod, f in files.items():
+        package = mod.split(".") if f.name == "__init__.py" else mod.split(".")[:-1]
+        edges = set()
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = ".".join(package[:len(package) - node.level + 1] + ([node.module] if node.module else [])) \
+                    if node.level else node.module
+                names = [base] + [f"{base}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            edges |= {n.replace("templearn.stages.", "stages.").strip(".") for n in names} & files.keys()
+        graph[mod] = edges - {mod}
+
+    def reaches(start, goal, seen):
+        return any(n == goal or (n not in seen and not seen.add(n) and reaches(n, goal, seen)) for n in graph[start])
+
+    cycles = sorted(m for m in graph if reaches(m, m, set()))
+    assert not cycles, f"modules in import cycles: {cycles}"
