@@ -208,6 +208,50 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
 
 
+@contextlib.contextmanager
+def _progress(log):
+    """Parakeet's own log (its ``logging`` INFO lines) into ``log``, and one line per step and per
+    image to stderr with the time so far and left: a tomogram takes tens of minutes."""
+    import logging
+    import time
+
+    from templearn.progress import duration, say
+
+    start = time.monotonic()
+    current = {"label": "", "t0": None}
+
+    def step(what: str) -> None:
+        current.update(label=what.split(":")[0], t0=None)
+        say(f"parakeet: {what} ({duration(time.monotonic() - start)})")
+
+    class Images(logging.Handler):
+        def __init__(self):
+            super().__init__(logging.INFO)
+
+        def emit(self, record):
+            msg = record.getMessage()
+            log.write(msg + "\n")
+            log.flush()
+            if "Running job:" not in msg:
+                return
+            # "    Running job: i/n for image ...": the time left from the images done so far.
+            done, n = (int(v) for v in msg.split("Running job:")[1].split()[0].split("/"))
+            now = time.monotonic()
+            t0 = current["t0"] = now if current["t0"] is None else current["t0"]
+            left = f", ~{duration((now - t0) / (done - 1) * (n - done + 1))} left" if done > 1 else ""
+            say(f"parakeet: {current['label']}, image {done}/{n} ({duration(now - start)}{left})")
+
+    logger = logging.getLogger("parakeet")
+    handler, level = Images(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield step
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 def simulate_parakeet(structures: list[PlacedStructure], params: SimParams, acq: Acquisition, geom: Geometry,
                       stack: np.ndarray, work: Path) -> dict:
     """Run Parakeet's sample/exit-wave/optics/image steps in ``work`` and fill ``stack`` (stack order)."""
@@ -226,10 +270,14 @@ def simulate_parakeet(structures: list[PlacedStructure], params: SimParams, acq:
     np.random.seed(params.seed)
     # In ``work``: the config names its structure files relatively, and MULTEM drops FFTW wisdom
     # files into the current folder.
-    with open(work / "parakeet.log", "w") as log, contextlib.redirect_stdout(log), contextlib.chdir(work):
+    with open(work / "parakeet.log", "w") as log, contextlib.redirect_stdout(log), contextlib.chdir(work), \
+            _progress(log) as step:
+        step("sample: placing the molecules' atoms")
         sample = parakeet.sample.new(config, files["sample"])
         sample = parakeet.sample.add_molecules(config.sample, sample)
+        step(f"exit wave: {len(acq.angles)} images of multislice (the long part)")
         parakeet.simulate.exit_wave(config, sample, files["exit_wave"])
+        step("optics and image")
         parakeet.simulate.optics(config, files["exit_wave"], files["optics"])
         parakeet.simulate.image(config, files["optics"], files["image"])
     reader = parakeet.io.open(files["image"])
