@@ -1,7 +1,7 @@
 """pipeline.nf run for real by Nextflow (local executor, -profile test): to the F1 report, then
 ``-resume`` with every task cached, then a changed reconstruction parameter reruns reconstruct and
 what follows it only; ``-stub-run`` walks the same graph. The trace, report, timeline and DAG files
-are read back.
+are read back. The same config run by templearn-run gives the same files up to the model.
 
 Nextflow comes from PATH or from the venv (scripts/bootstrap.sh resolves it from Maven Central);
 without it these tests skip, saying so. About 10 minutes on 2 cores.
@@ -79,6 +79,34 @@ def test_pipeline_runs_resumes_and_reruns_only_what_a_change_touches(nf_work):
     # The card travels with the weights: picking used the trained patch, not the fallback.
     card = json.loads((nf_work / "out" / "train" / "model_card.json").read_text())
     assert card["patch"] == 16
+
+    # One graph, two engines: templearn-run on the same config (the test profile is the quickstart)
+    # writes the same bytes up to the model: tilt series, tomograms, targets; the manifests too, but
+    # for where each engine kept the structure files (their sha256 is in the manifest and equal).
+    from orchestrator.runner import run as run_embedded
+
+    def manifest(path: Path) -> dict:
+        doc = json.loads(path.read_text())
+        for entry in doc["structures"].values():
+            entry["path"] = Path(entry["path"]).name
+        return doc
+
+    embedded = nf_work / "embedded"
+    run_embedded(ROOT / "examples" / "quickstart.yaml", embedded, jobs=2)
+    compared = 0
+    for stage, name in (("tetris", "sample.json"), ("simulate", "tilt_series.mrc"), ("simulate", "tilt_series.tlt"),
+                        ("simulate", "acquisition.json"), ("reconstruct", "tomogram.mrc"),
+                        ("targets", "targets.mrc"), ("targets", "targets.json")):
+        ours = sorted(f.relative_to(embedded) for f in (embedded / stage).glob(f"*/{name}"))
+        theirs = sorted(f.relative_to(nf_work / "out") for f in (nf_work / "out" / stage).glob(f"*/{name}"))
+        assert ours == theirs and ours, (stage, name, ours, theirs)
+        for rel in ours:
+            if name == "sample.json":
+                assert manifest(embedded / rel) == manifest(nf_work / "out" / rel), f"{rel} differs between engines"
+            else:
+                assert (embedded / rel).read_bytes() == (nf_work / "out" / rel).read_bytes(), f"{rel} differs between engines"
+            compared += 1
+    assert compared == 4 + 8 * 3 + 8 + 6 * 2, compared   # 4 samples, 8 tilt series, 6 targeted tomograms
 
     rows, log = _run(nf_work, "-resume")
     assert len(rows) == n and all(r["status"] == "CACHED" for r in rows), [(r["name"], r["status"]) for r in rows]
