@@ -135,7 +135,7 @@ class TemplateMatching:
     enabled: bool = True
     template: str | None = None              # default: the first target's first template
     angular_step: float | None = None        # degrees; default: the particle's Crowther step, coarsened to fit time_budget
-    time_budget: float | None = None         # minutes the default step must fit in; default: the stage's (30)
+    time_budget: float | None = None         # minutes (2-core CPU) the default step must fit in; default: the stage's (30)
     n_peaks: int | None = None
     extra_args: list[str] = field(default_factory=list)
 

@@ -342,24 +342,31 @@ def test_default_angular_step_is_the_particles_within_the_time_budget(tmp_path, 
     vol, _, _ = _synthetic_tomogram()
     search = Search(-vol, _asymmetric_template(), radius=8.0)
     needed = crowther_step(8.0, VS, 2 * VS)
+    per = search.model_seconds_per_rotation()
     roomy = choose_angular_step(search, VS, 2 * VS, budget_s=1e9)
     assert roomy.step == pytest.approx(needed) and roomy.n_rotations == n_rotations(needed)
-    per = roomy.seconds_per_rotation
-    assert per > 0 and roomy.seconds == pytest.approx(roomy.n_rotations * per)
-    # A budget for ~1000 rotations: the finest step that fits, and the next finer one would not.
-    mid = choose_angular_step(search, VS, 2 * VS, budget_s=1000 * per, per=per)
-    assert needed < mid.step <= 30 and mid.n_rotations <= 1000
-    assert all(n_rotations(s) > 1000 for s in COARSER_STEPS if needed < s < mid.step)
+    assert roomy.seconds == pytest.approx(roomy.n_rotations * per)
+    # A budget for 1000 rotations: the finest step that fits, and every finer one would not.
+    mid = choose_angular_step(search, VS, 2 * VS, budget_s=1000 * per)
+    assert needed < mid.step <= 30 and mid.n_rotations <= 1000 and mid.step in COARSER_STEPS
+    assert all(n_rotations(s) > 1000 for s in COARSER_STEPS if s < mid.step)
+    # From sizes, not from a timing: the same tomogram gets the same step on every run.
+    assert choose_angular_step(Search(-vol, _asymmetric_template(), radius=8.0), VS, 2 * VS, 1000 * per) == mid
     tight = choose_angular_step(search, VS, 2 * VS, budget_s=1e-6)
     assert tight.step == 30.0 and "over" in tight.reason
     assert choose_angular_step(search, VS, 2 * VS, budget_s=1e-6, step=45.0).step == 45.0
-    # --time-estimate says what the default would do and writes nothing.
+    # --time-estimate says what the default would do (and the time measured here), writing nothing.
     tomo = write_mrc(tmp_path / "tomo.mrc", vol, VS)
     tpl = write_mrc(tmp_path / "tpl.mrc", _asymmetric_template(), VS)
     capsys.readouterr()
     assert cli(["match", tomo, "--template", tpl, "--out", tmp_path / "o", "--time-estimate", "--time-budget", 1]) == 0
     line = capsys.readouterr().out
-    assert "rotations at" in line and "estimated" in line and not (tmp_path / "o").exists()
+    assert "rotations at" in line and "here" in line and not (tmp_path / "o").exists()
+    # The default run records the step it chose.
+    out = tmp_path / "tm"
+    assert cli(["match", tomo, "--template", tpl, "--out", out, "--time-budget", 1e-6, "--n-peaks", 5]) == 0
+    summary = json.loads((out / "provenance.json").read_text())["summary"]
+    assert summary["angular_step"] == 30.0 and summary["n_rotations"] == n_rotations(30.0)
 
 
 def test_template_matching_errors(tmp_path, capsys):

@@ -27,7 +27,7 @@ from templearn.contrast import check_contrast
 from templearn.errors import TemplearnError
 from templearn.progress import duration, say
 
-from .rotations import rotate_volume
+from .rotations import n_rotations, rotate_volume
 
 
 def wedge_weight(shape, tilt_range: float) -> np.ndarray:
@@ -150,9 +150,13 @@ class Search:
         c = self.plan.correlate(t, self.plan.F)
         return np.multiply(c, self.inv, out=c)
 
+    def model_seconds_per_rotation(self) -> float:
+        """One rotation's time on the reference machine, from the padded grid's size alone, so the
+        default step depends on the tomogram and the particle, not on how busy this machine is."""
+        return float(np.prod(self.plan.full)) * REFERENCE_SECONDS_PER_VOXEL
+
     def seconds_per_rotation(self, repeats: int = 2) -> float:
-        """Wall time of one rotation on this tomogram, the best of ``repeats`` (the first also
-        plans the FFTs)."""
+        """Wall time of one rotation here, the best of ``repeats`` (a first call plans the FFTs)."""
         import time
 
         best = float("inf")
@@ -162,6 +166,12 @@ class Search:
             if i:
                 best = min(best, time.perf_counter() - t0)
         return best
+
+
+# One rotation per voxel of the padded grid on the reference machine (2 cores, float32), from
+# `python benchmarks/bench_pick_eval.py --only 256x256x96 512x512x200 --skip segmentation clustering`:
+# 0.192 s on 128x288x288 (1.8e-8) and 1.667 s on 240x576x576 (2.1e-8); the slower rate is taken.
+REFERENCE_SECONDS_PER_VOXEL = 2.1e-8
 
 
 def crowther_step(radius: float, voxel_size: float, resolution: float) -> float:
@@ -181,25 +191,24 @@ class StepChoice:
     step: float
     n_rotations: int
     needed: float                 # the particle's own step (Crowther)
-    seconds_per_rotation: float
-    seconds: float                # the estimate for the whole search
+    seconds_per_rotation: float   # on the reference machine
+    seconds: float                # the estimate for the whole search, same machine
     budget: float                 # seconds
     reason: str
 
     def line(self) -> str:
         return (f"template matching: {self.n_rotations} rotations at {self.step:g}° ({self.reason}), "
-                f"~{duration(self.seconds)} estimated ({self.seconds_per_rotation:.2f} s per rotation)")
+                f"~{duration(self.seconds)} on a 2-core CPU ({self.seconds_per_rotation:.2f} s per rotation)")
 
 
 def choose_angular_step(search: Search, voxel_size: float, resolution: float, budget_s: float,
-                        step: float | None = None, per: float | None = None) -> StepChoice:
+                        step: float | None = None) -> StepChoice:
     """``step`` when given; else the particle's Crowther step, or the finest of
-    :data:`COARSER_STEPS` whose estimated time (rotations x ``per``, the time of one rotation,
-    measured on ``search`` unless given) fits ``budget_s``, at most 30°."""
-    from .rotations import n_rotations
-
+    :data:`COARSER_STEPS` whose estimated time (rotations x
+    :meth:`Search.model_seconds_per_rotation`) fits ``budget_s``, at most 30°. Deterministic: a
+    rerun picks the same step."""
     needed = crowther_step(search.radius, voxel_size, resolution)
-    per = search.seconds_per_rotation() if per is None else per
+    per = search.model_seconds_per_rotation()
     if step is not None:
         reason = "as asked"
     else:
@@ -443,8 +452,9 @@ def run_match(
     search = Search(volume, tpl, tilt_range=tilt_range, radius=radius)
     choice = choose_angular_step(search, voxel, resolution or 2.0 * voxel, time_budget * 60.0, angular_step)
     if time_estimate:
-        print(choice.line(), flush=True)
-        return {"estimate": dataclasses.asdict(choice)}
+        here = search.seconds_per_rotation()
+        print(f"{choice.line()}; here {here:.2f} s per rotation: ~{duration(here * choice.n_rotations)}", flush=True)
+        return {"estimate": dataclasses.asdict(choice), "seconds_per_rotation_here": here}
     say(choice.line())
     angular_step = choice.step
     eulers = angle_grid(angular_step)
@@ -476,8 +486,8 @@ def run_match(
         rejected=picks.select(~picks.accepted).xyz))
     written.append(plots.score_histogram(out_dir / "scores.png", {name: peak_scores}, {name: cut}, "peak NCC",
                                          f"{tomo_name}: peaks and the cut ({rule})"))
-    summary = {"angular_step": angular_step, "step_choice": choice.reason,
-               "seconds_per_rotation": choice.seconds_per_rotation, "n_rotations": len(eulers), "n_peaks": len(picks), "n_accepted": len(kept), "cut": cut,
+    summary = {"angular_step": angular_step, "step_choice": choice.reason, "n_rotations": len(eulers),
+               "n_peaks": len(picks), "n_accepted": len(kept), "cut": cut,
                "cut_rule": rule, "search_mean": res.search_mean, "search_std": res.search_std,
                "n_trials": res.n_trials, "template_radius_voxels": radius, "template_box": int(tpl.shape[0])}
     provenance.record(out_dir, "pick-eval match",
