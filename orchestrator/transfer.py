@@ -13,7 +13,7 @@ The test tomograms differ from the training data in every way the project contro
 
 Layout of the benchmark folder::
 
-    testset -> <cache>/<key>/       the test tomograms (Parakeet takes ~40 min of CPU each), cached
+    testset -> <cache>/<key>/       the test tomograms (Parakeet takes ~3 h of CPU each), cached
                                     outside the run folder, keyed by their config
         <tomo>/sample.json          the specimen slab (the manifest Parakeet simulated)
         <tomo>/truth.json           the same molecules in the tomogram's frame (slab shifted by the

@@ -4,7 +4,7 @@ what follows it only; ``-stub-run`` walks the same graph. The trace, report, tim
 are read back. The same config run by templearn-run gives the same files up to the model.
 
 Nextflow comes from PATH or from the venv (scripts/bootstrap.sh resolves it from Maven Central);
-without it these tests skip, saying so. About 10 minutes on 2 cores.
+without it these tests skip, saying so. About 12 minutes on 2 cores.
 """
 
 from __future__ import annotations
