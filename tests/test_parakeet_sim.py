@@ -376,3 +376,26 @@ def test_contrast_sign_agrees_with_and_without_phase_plate(tmp_path, nucleosome)
         assert np.sign(signs[("fast", pp)]) == np.sign(signs[("parakeet", pp)]), signs
         assert signs[("fast", pp)] < 0, signs           # particles dark in both domains
         assert abs(signs[("parakeet", pp)]) > 0.002, signs
+
+
+def test_parakeet_progress_lines_and_log(monkeypatch, capsys, tmp_path):
+    """Parakeet's log lines reach parakeet.log, and each simulated image gives a line with its number
+    and, from the second on, the time left (Parakeet itself prints nothing for tens of minutes)."""
+    import logging
+
+    from templearn.stages.parakeet_sim.engine_parakeet import _progress
+
+    monkeypatch.delenv("TEMPLEARN_QUIET", raising=False)
+    logger = logging.getLogger("parakeet.simulate.simulation")
+    with open(tmp_path / "parakeet.log", "w") as log, _progress(log) as step:
+        step("exit wave: 3 images")
+        for i in (1, 2, 3):
+            logger.info(f"    Running job: {i}/3 for image {i - 1} fraction 0 with tilt 0 degrees")
+        logger.info("some other line")
+    logger.info("after the block: not ours")
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("parakeet: exit wave: 3 images")
+    assert [line.split(" (")[0] for line in err[1:]] == [f"parakeet: exit wave, image {i}/3" for i in (1, 2, 3)]
+    assert "left" not in err[1] and all("left)" in line for line in err[2:])
+    logged = (tmp_path / "parakeet.log").read_text()
+    assert logged.count("Running job") == 3 and "some other line" in logged and "not ours" not in logged
