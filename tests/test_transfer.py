@@ -80,3 +80,9 @@ def test_benchmark_config_loads():
     assert len(tr.test.acquisitions) == 2
     assert {a.phase_plate for a in tr.test.acquisitions} == {True, False}
     assert tr.test.slab < tr.test.box[0] * tr.test.voxel_size
+    small = T.load_transfer(ROOT / "benchmarks" / "transfer.yaml", small=True).test
+    # A quarter of the area, the same slab and the same targets per area.
+    assert small.box == [tr.test.box[0], tr.test.box[1] // 2, tr.test.box[2] // 2]
+    per_area = [t.n_targets / (t.box[1] * t.box[2]) for t in (tr.test, small)]
+    assert abs(per_area[1] / per_area[0] - 1) < 0.05
+    assert T.testset_key(small, small.acquisitions[0]) != T.testset_key(tr.test, tr.test.acquisitions[0])
